@@ -1,0 +1,75 @@
+# djchat-stack: every entry point an operator or CI needs.
+#   make deploy   bring the stack up on this machine (inventory/local, http://127.0.0.1:8080)
+#   make test     lint + app tests + every Molecule scenario (what CI runs)
+#   make bench    benchmarks (bench/)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3.11
+VENV        ?= .venv
+BIN         := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+# Molecule runs ansible-config from PATH; the collections bundled with the `ansible` package
+# are the only ones used here (Galaxy is not required).
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+SCENARIOS   ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+.PHONY: help venv system-deps engine base-images deploy teardown status lint test test-app test-molecule bench lock lock-dev clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt app/requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt -r app/requirements.lock
+	touch $@
+
+venv: $(VENV)/.installed  ## Controller virtualenv (Ansible, Molecule, linters, test tools)
+
+system-deps:  ## Debian packages the tests need (redis-server, chromium, debootstrap, wrk)
+	bash scripts/system-deps.sh
+
+engine:  ## Docker engine with Compose v2 + buildx, started and answering
+	bash scripts/docker-engine.sh
+
+base-images: venv engine system-deps  ## Local python/nginx/redis base images (no registry needed)
+	$(BIN)/ansible-playbook playbooks/base_images.yml
+
+deploy: base-images  ## Bring the stack up on this machine (nginx on http://127.0.0.1:8080)
+	$(BIN)/ansible-playbook playbooks/site.yml
+
+teardown: venv  ## Stop the stack (data volumes kept)
+	$(BIN)/ansible-playbook playbooks/teardown.yml
+
+status: venv  ## Table of services, health and images
+	$(BIN)/ansible-playbook playbooks/status.yml
+
+lint: venv  ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-app: venv system-deps  ## The app's own tests (real redis-server, headless Chromium)
+	cd app && $(BIN)/python -m pytest
+
+test-molecule: base-images  ## Every Molecule scenario, converge to destroy
+	set -e; for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s ==="; \
+	  $(BIN)/molecule test -s $$s; \
+	done
+
+test: lint test-app test-molecule  ## Everything CI runs
+
+bench: base-images  ## Benchmarks: seed vs defaults vs max profiles (bench/results/)
+	$(BIN)/python bench/run.py
+
+lock:  ## Re-resolve app/requirements.lock from app/pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file app/requirements.lock app/pyproject.toml
+
+lock-dev:  ## Re-resolve requirements-dev.txt from requirements-dev.in
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in
+
+clean:  ## Remove the virtualenv and caches (not the stack)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

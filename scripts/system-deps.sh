@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the tests and benchmarks use on the controller: a real redis-server for the
+# app's tests, Debian's Chromium for the browser tests (never a downloaded browser), debootstrap
+# for the offline base images and wrk for the HTTP benchmarks. Installs only what is missing.
+set -euo pipefail
+want=(redis-server chromium chromium-driver debootstrap wrk)
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "system-deps: installing ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
