@@ -1,0 +1,65 @@
+"""Message persistence. Synchronous ORM code: the consumer calls it through database_sync_to_async.
+
+Every function returns MESSAGE frames (plain dicts), the shape both the WebSocket and the HTTP API
+send, so the two can never disagree.
+"""
+
+from datetime import UTC
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from chat.models import Message, Room
+
+
+def message_frame(message: Message, room_name: str) -> dict:
+    return {
+        "type": "message",
+        "id": message.pk,
+        "room": room_name,
+        "nick": message.nick,
+        "text": message.text,
+        "ts": message.created_at.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+    }
+
+
+def post_message(room_name: str, nick: str, text: str, author_id: int | None = None) -> dict:
+    """Store a message and return its frame; the caller broadcasts it only after this commits."""
+    with transaction.atomic():
+        # Locking the room row serialises writers per room (PostgreSQL), so ids are handed out in
+        # commit order and a client resuming from id N can never later miss a smaller id that
+        # committed after N. SQLite's IMMEDIATE transactions serialise all writers anyway.
+        room, _ = Room.objects.select_for_update().get_or_create(name=room_name)
+        message = Message.objects.create(room=room, nick=nick, text=text, author_id=author_id)
+        room.last_message_at = message.created_at
+        room.save(update_fields=["last_message_at"])
+    return message_frame(message, room_name)
+
+
+def recent_messages(room_name: str, limit: int) -> list[dict]:
+    """The newest `limit` messages, oldest first."""
+    newest = Message.objects.filter(room__name=room_name).order_by("-id")[:limit]
+    return [message_frame(message, room_name) for message in reversed(newest)]
+
+
+def messages_after(room_name: str, since: int, limit: int) -> list[dict]:
+    """Messages with an id above `since`, oldest first, at most `limit` of them.
+
+    The oldest ones come first so a client that gets a full page asks again from the last id it
+    received and never skips anything.
+    """
+    after = Message.objects.filter(room__name=room_name, id__gt=since).order_by("id")[:limit]
+    return [message_frame(message, room_name) for message in after]
+
+
+def nick_belongs_to_user(nick: str) -> bool:
+    """Whether an anonymous nick would impersonate an account (compared case-insensitively)."""
+    return get_user_model().objects.filter(username__iexact=nick).exists()
+
+
+def active_rooms(limit: int = 20) -> list[Room]:
+    return list(
+        Room.objects.filter(last_message_at__isnull=False).order_by("-last_message_at")[:limit]
+    )

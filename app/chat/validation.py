@@ -1,0 +1,26 @@
+"""Names the chat accepts: one definition shared by URLs, forms, the consumer and the page."""
+
+import re
+
+ROOM_NAME_PATTERN = r"[a-z0-9-]{1,50}"
+ROOM_NAME_MAX_LENGTH = 50
+NICK_MAX_LENGTH = 32
+
+_ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
+
+
+def is_valid_room_name(name: str) -> bool:
+    return _ROOM_NAME.fullmatch(name) is not None
+
+
+def clean_nick(raw: str | None) -> str | None:
+    """The nick a client asked for, without surrounding blanks, or None if it is not acceptable.
+
+    Acceptable: 1 to 32 printable characters (no control characters, line breaks or tabs).
+    """
+    if raw is None:
+        return None
+    nick = raw.strip()
+    if not 1 <= len(nick) <= NICK_MAX_LENGTH or not nick.isprintable():
+        return None
+    return nick

@@ -1,0 +1,80 @@
+from django.conf import settings
+from django.contrib.auth import login
+from django.http import JsonResponse
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django.views.generic import CreateView
+
+from chat.forms import OpenRoomForm, SignUpForm
+from chat.services import messages
+from chat.validation import NICK_MAX_LENGTH
+
+
+def home(request):
+    form = OpenRoomForm(request.GET if "room" in request.GET else None)
+    if form.is_valid():
+        return redirect("room", room=form.cleaned_data["room"])
+    return render(request, "chat/home.html", {"form": form, "rooms": messages.active_rooms()})
+
+
+def room(request, room):
+    can_chat = request.user.is_authenticated or settings.CHAT_ALLOW_ANONYMOUS
+    # Handed to chat.js as JSON data (json_script), never interpolated into script.
+    chat_config = {
+        "room": room,
+        "wsPath": f"/ws/chat/{room}/",
+        "apiUrl": reverse("messages_api", args=[room]),
+        "username": request.user.username if request.user.is_authenticated else None,
+        "canChat": can_chat,
+        "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
+        "nickMaxLength": NICK_MAX_LENGTH,
+        "resumeLimit": settings.CHAT_RESUME_LIMIT,
+    }
+    return render(
+        request,
+        "chat/room.html",
+        {"room": room, "can_chat": can_chat, "chat_config": chat_config},
+    )
+
+
+@never_cache
+@require_GET
+def messages_api(request, room):
+    """MESSAGE objects of a room: the latest CHAT_HISTORY_SIZE, or with ?since=N up to
+    CHAT_RESUME_LIMIT of those after id N, oldest first."""
+    if not request.user.is_authenticated and not settings.CHAT_ALLOW_ANONYMOUS:
+        return JsonResponse({"error": "Log in to read this room."}, status=403)
+    since = request.GET.get("since")
+    if since is None:
+        return JsonResponse(messages.recent_messages(room, settings.CHAT_HISTORY_SIZE), safe=False)
+    if not since.isascii() or not since.isdigit():
+        return JsonResponse({"error": "since must be a message id (an integer >= 0)."}, status=400)
+    return JsonResponse(
+        messages.messages_after(room, int(since), settings.CHAT_RESUME_LIMIT), safe=False
+    )
+
+
+class SignUpView(CreateView):
+    form_class = SignUpForm
+    template_name = "registration/signup.html"
+
+    def form_valid(self, form):
+        user = form.save()
+        login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect(self.success_url_for_request())
+
+    def success_url_for_request(self) -> str:
+        target = self.request.POST.get("next") or self.request.GET.get("next")
+        if target and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+        ):
+            return target
+        return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["next"] = self.request.POST.get("next") or self.request.GET.get("next", "")
+        return context

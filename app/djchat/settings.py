@@ -1,0 +1,172 @@
+"""Settings for djchat. Every deploy-time value is read here, from the environment, and only here.
+
+The variables are listed in README.md ("Configuration"); each NAME may be given as NAME_FILE instead
+(see djchat/env.py). Nothing here needs the database or Redis to be reachable, and a missing secret
+key is not fatal at import time, so `collectstatic` runs at image build time with no configuration;
+the servers refuse to start without the key (djchat/checks.py).
+"""
+
+from pathlib import Path
+
+from djchat import config
+from djchat.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Core -------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+# An empty key is allowed to load so that build-time commands work; djchat.checks.require_secret_key
+# stops gunicorn and daphne, and `manage.py check --deploy` reports it, when it is missing.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or ""
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = "django-insecure-debug-only-never-deploy-this-key"  # noqa: S105 (debug only)
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `manage.py runserver` serves the ASGI application, WebSockets included
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+]
+
+MIDDLEWARE = [
+    # Outermost, so redirects and errors produced by the middleware below carry the header too.
+    "djchat.middleware.ServedByMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "djchat.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "djchat.urls"
+WSGI_APPLICATION = "djchat.wsgi.application"
+ASGI_APPLICATION = "djchat.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- HTTPS and the reverse proxy --------------------------------------------------------------
+
+# Behind a TLS-terminating proxy Django sees plain HTTP; trusting the proxy's X-Forwarded-Proto
+# makes request.is_secure() true, which the CSRF Origin/Referer check and secure cookies depend on.
+# Only enable it when the proxy always sets (or strips) that header.
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+# Container health checks speak plain HTTP to the process directly; they must not be redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# Asking browsers to preload HSTS is a commitment an operator makes for the whole domain, not a
+# default this app can make for them; the deploy check's reminder is silenced unless they opt in.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# --- Database ---------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": config.database(
+        env_str("DATABASE_URL") or config.default_database_url(BASE_DIR),
+        password=env_str("DATABASE_PASSWORD"),
+    )
+}
+
+# Sessions live in the database that gunicorn and daphne share, so a login served by one process
+# type authenticates WebSockets served by the other, and survives a Redis restart.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+# --- Redis: cache, channel layer, presence ----------------------------------------------------
+
+REDIS_PASSWORD = env_str("REDIS_PASSWORD") or None
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+if REDIS_PASSWORD:
+    REDIS_URL = config.redis_url_without_password(REDIS_URL)
+
+CACHES = config.redis_cache(REDIS_URL, REDIS_PASSWORD)
+CHANNEL_LAYERS = config.channel_layers(
+    REDIS_URL,
+    REDIS_PASSWORD,
+    capacity=env_int("CHANNEL_LAYER_CAPACITY", 100, minimum=1),
+    expiry=env_int("CHANNEL_LAYER_EXPIRY", 60, minimum=1),
+    group_expiry=env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400, minimum=1),
+)
+
+# --- Chat -------------------------------------------------------------------------------------
+
+CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 2000, minimum=1)
+CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 10, minimum=1)
+CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 10, minimum=1)
+CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", 50, minimum=0)
+CHAT_RESUME_LIMIT = env_int("CHAT_RESUME_LIMIT", 1000, minimum=1)
+CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)
+CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 30, minimum=2)
+
+# --- Static files -----------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed file names, so the proxy may cache /static/ for a year; in DEBUG the plain names are
+    # used and served by the ASGI/WSGI process itself.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
+
+# --- Logging ----------------------------------------------------------------------------------
+
+LOG_LEVEL = (env_str("DJANGO_LOG_LEVEL", "INFO") or "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    # Django attaches its own handlers to "django"; route it to stdout once instead.
+    "loggers": {"django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False}},
+}
