@@ -1,0 +1,413 @@
+"""What every end-to-end test shares, in one place: where the stack is (Stack), a wait-until,
+HTTP sessions, a WebSocket chat client and a look at the project's containers through docker.
+
+The tests only ever talk to the ports nginx publishes on 127.0.0.1 (never to container
+addresses); docker is used to inspect and operate the project, not to reach into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import ssl
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import requests
+import urllib3
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The asgi services are asgi1..asgiN (one container each); a plain "asgi" service scaled to N
+# containers is recognised too.
+ASGI_SERVICE = re.compile(r"^asgi\d*$")
+
+
+# --- waiting -------------------------------------------------------------------------------------
+
+
+def wait_until(
+    condition: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.5,
+    what: str = "the condition",
+) -> T:
+    """Call `condition` until it returns something truthy (returned) or `timeout` passes.
+
+    An exception raised by `condition` counts as "not yet"; the last value or exception is in the
+    AssertionError raised at the deadline, so a failure says what was still wrong.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = condition()
+        except Exception as error:
+            last = error
+        else:
+            if result:
+                return result
+            last = result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}; last result: {last!r}")
+        time.sleep(interval)
+
+
+def unique(prefix: str) -> str:
+    """A fresh name (room, nick, username) so tests never see each other's data."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+# --- the stack under test ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The deployed stack, as the scenario's verify describes it in E2E_* variables."""
+
+    base_url: str  # the public site: https://... when TLS is on
+    http_url: str  # plain HTTP (the same as base_url without TLS)
+    project: str  # compose project name
+    project_dir: Path  # djchat_project_dir on this host
+    expect: dict[str, Any] = field(default_factory=dict)  # settings the scenario deployed
+    disruptive: bool = False  # restart the stack, re-converge, create accounts
+    reconverge_command: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(cls) -> Stack:
+        base_url = os.environ.get("E2E_BASE_URL", "http://127.0.0.1:8080").rstrip("/")
+        project = os.environ.get("E2E_COMPOSE_PROJECT", "djchat")
+        return cls(
+            base_url=base_url,
+            http_url=os.environ.get("E2E_HTTP_URL", base_url).rstrip("/"),
+            project=project,
+            project_dir=Path(os.environ.get("E2E_PROJECT_DIR", f"/srv/{project}")),
+            expect=json.loads(os.environ.get("E2E_EXPECT") or "{}"),
+            disruptive=os.environ.get("E2E_DISRUPTIVE", "") in ("1", "true", "yes"),
+            reconverge_command=tuple(shlex.split(os.environ.get("E2E_RECONVERGE_COMMAND", ""))),
+        )
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    @property
+    def tls(self) -> bool:
+        return self.base_url.startswith("https:")
+
+    @property
+    def origin(self) -> str:
+        """The Origin a browser on the site sends; the app refuses WebSockets from others."""
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def ws_url(self, room: str, **params: object) -> str:
+        scheme = "wss" if self.tls else "ws"
+        query = urlencode({name: value for name, value in params.items() if value is not None})
+        return f"{scheme}://{urlsplit(self.base_url).netloc}/ws/chat/{room}/" + (
+            f"?{query}" if query else ""
+        )
+
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS client context for wss://: the certificate may be self-signed (the TLS tests
+        check separately that it is the one the role installed)."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    def session(self) -> requests.Session:
+        """A requests session for the site: no proxies from the environment, self-signed
+        certificates accepted (see ssl_context)."""
+        session = requests.Session()
+        session.trust_env = False
+        if self.tls:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            session.verify = False
+        return session
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        with self.session() as session:
+            return session.get(self.url(path), timeout=kwargs.pop("timeout", 15), **kwargs)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until nginx answers /readyz with 200 and a WebSocket gets its history frame."""
+
+        def ready() -> bool:
+            response = self.get("/readyz", timeout=5)
+            if response.status_code != 200:
+                return False
+            with self.chat(unique("ready"), nick="probe", timeout=5) as client:
+                return client.served_by != ""
+
+        wait_until(ready, timeout=timeout, interval=1.0, what=f"{self.base_url} to be ready")
+
+    # --- WebSocket ---------------------------------------------------------------------------
+
+    def chat(
+        self,
+        room: str,
+        nick: str | None = None,
+        since: int | None = None,
+        cookies: requests.cookies.RequestsCookieJar | None = None,
+        timeout: float = 10.0,
+    ) -> ChatClient:
+        """Join `room` and return a client holding the history frame."""
+        headers = {}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{cookie.name}={cookie.value}" for cookie in cookies)
+        connection = connect(
+            self.ws_url(room, nick=nick, since=since),
+            origin=self.origin,
+            additional_headers=headers,
+            ssl=self.ssl_context,
+            proxy=None,
+            open_timeout=timeout,
+            close_timeout=2,
+        )
+        return ChatClient(connection, default_timeout=timeout)
+
+    # --- docker ------------------------------------------------------------------------------
+
+    def containers(self) -> list[Container]:
+        return project_containers(self.project)
+
+    def services(self, pattern: str | re.Pattern[str]) -> list[Container]:
+        """Running containers of the services whose name matches `pattern` entirely."""
+        return [
+            container
+            for container in self.containers()
+            if re.fullmatch(pattern, container.service) and container.running
+        ]
+
+    def service(self, name: str) -> Container:
+        matches = self.services(re.escape(name))
+        assert len(matches) == 1, (
+            f"expected one running {name!r} container in project {self.project}, "
+            f"found {[container.name for container in matches]}"
+        )
+        return matches[0]
+
+    def asgi_hostnames(self) -> set[str]:
+        return {container.hostname for container in self.services(ASGI_SERVICE)}
+
+    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return docker("compose", "-p", self.project, *args, timeout=timeout)
+
+    def logs_hint(self, service: str = "") -> str:
+        return f"(see `docker compose -p {self.project} logs {service}`)".replace(" )", ")")
+
+
+# --- the chat protocol ---------------------------------------------------------------------------
+
+
+class ChatClient:
+    """One WebSocket member of a room, speaking the protocol of app/README.md.
+
+    Every frame read is recorded: `frames` (all of them, in order), `online` (the latest presence),
+    and a queue of frames not yet matched by a wait, so no frame is lost between two waits.
+    """
+
+    def __init__(self, connection: ClientConnection, default_timeout: float = 10.0):
+        self.connection = connection
+        self.default_timeout = default_timeout
+        self.frames: list[dict[str, Any]] = []
+        self.unmatched: deque[dict[str, Any]] = deque()
+        self.online: list[str] | None = None
+        self.history = self.wait_for(lambda frame: frame["type"] == "history", what="history")
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @property
+    def served_by(self) -> str:
+        return self.history["served_by"]
+
+    @property
+    def history_messages(self) -> list[dict[str, Any]]:
+        return self.history["messages"]
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.connection.send(json.dumps(frame))
+
+    def say(self, text: str) -> dict[str, Any]:
+        """Send a chat message and return it as the server broadcast it back (with its id)."""
+        self.send({"type": "message", "text": text})
+        return self.wait_for_message(text)
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        frame = json.loads(self.connection.recv(timeout=timeout))
+        self.frames.append(frame)
+        if frame.get("type") == "presence":
+            self.online = sorted(frame["online"])
+        return frame
+
+    def wait_for(
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float | None = None,
+        what: str = "a frame",
+    ) -> dict[str, Any]:
+        """The first frame (already received or arriving within `timeout`) matching `predicate`."""
+        for frame in list(self.unmatched):
+            if predicate(frame):
+                self.unmatched.remove(frame)
+                return frame
+        deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                frame = self._read(left)
+            except TimeoutError:
+                break
+            except ConnectionClosed as closed:
+                raise AssertionError(
+                    f"connection closed ({closed}) while waiting for {what}; "
+                    f"frames so far: {self.frames}"
+                ) from None
+            if predicate(frame):
+                return frame
+            self.unmatched.append(frame)
+        raise AssertionError(
+            f"no {what} within {timeout or self.default_timeout} s on the connection served by "
+            f"{getattr(self, 'history', {}).get('served_by', '?')}; frames so far: {self.frames}"
+        )
+
+    def wait_for_message(self, text: str, timeout: float | None = None) -> dict[str, Any]:
+        return self.wait_for(
+            lambda frame: frame["type"] == "message" and frame["text"] == text,
+            timeout,
+            what=f"message {text!r}",
+        )
+
+    def wait_for_presence(self, online: Iterable[str], timeout: float | None = None) -> None:
+        """Until the latest presence frame lists exactly `online`."""
+        expected = sorted(online)
+        if self.online == expected:
+            return
+        self.wait_for(
+            lambda frame: frame["type"] == "presence" and sorted(frame["online"]) == expected,
+            timeout,
+            what=f"presence {expected} (latest seen: {self.online})",
+        )
+
+    def drain(self, quiet: float = 0.3) -> None:
+        """Read whatever arrives until the connection is quiet for `quiet` seconds."""
+        while True:
+            try:
+                self.unmatched.append(self._read(quiet))
+            except TimeoutError:
+                return
+
+
+# --- docker --------------------------------------------------------------------------------------
+
+
+def docker(
+    *args: str, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI; a failure raises with its output so the test report shows it."""
+    result = subprocess.run(
+        ["docker", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"`docker {shlex.join(args)}` exited {result.returncode}:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Container:
+    """The parts of `docker inspect` the tests look at."""
+
+    attrs: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.attrs["Name"].lstrip("/")
+
+    @property
+    def service(self) -> str:
+        return self.attrs["Config"]["Labels"].get("com.docker.compose.service", "")
+
+    @property
+    def hostname(self) -> str:
+        return self.attrs["Config"]["Hostname"]
+
+    @property
+    def running(self) -> bool:
+        return self.attrs["State"]["Running"]
+
+    @property
+    def health(self) -> str | None:
+        return (self.attrs["State"].get("Health") or {}).get("Status")
+
+    @property
+    def published_ports(self) -> list[tuple[str, str, str]]:
+        """(container port, host address, host port) for every port published on the host."""
+        published = []
+        for port, bindings in (self.attrs["HostConfig"].get("PortBindings") or {}).items():
+            published += [(port, b.get("HostIp") or "", b.get("HostPort") or "") for b in bindings]
+        for port, bindings in (self.attrs["NetworkSettings"].get("Ports") or {}).items():
+            published += [
+                (port, b.get("HostIp", ""), b.get("HostPort", "")) for b in bindings or []
+            ]
+        return sorted(set(published))
+
+    def exec(self, *command: str, timeout: float = 60, check: bool = True):
+        return docker("exec", self.name, *command, timeout=timeout, check=check)
+
+    def logs(self, tail: int | None = None) -> str:
+        args = ["logs", *(["--tail", str(tail)] if tail else []), self.name]
+        result = docker(*args)
+        return result.stdout + result.stderr
+
+    def top(self) -> list[dict[str, str]]:
+        """The container's processes (host pids) as rows of pid, ppid and command line."""
+        lines = docker("top", self.name, "-eo", "pid,ppid,args").stdout.splitlines()
+        rows = []
+        for line in lines[1:]:
+            pid, ppid, args = line.split(None, 2)
+            rows.append({"pid": pid, "ppid": ppid, "args": args})
+        return rows
+
+
+def project_containers(project: str) -> list[Container]:
+    ids = docker(
+        "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}"
+    ).stdout.split()
+    if not ids:
+        return []
+    return [Container(attrs) for attrs in json.loads(docker("inspect", *ids).stdout)]

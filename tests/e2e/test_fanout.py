@@ -1,0 +1,80 @@
+"""Several daphne replicas behind nginx: clients on different replicas see each other's messages
+(fan-out through the Redis channel layer) and the same list of who is online."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import ChatClient, Stack, unique
+
+
+def expected_replicas(stack: Stack) -> int:
+    return int(stack.expect.get("asgi_replicas") or len(stack.asgi_hostnames()))
+
+
+def clients_on_two_replicas(stack: Stack, room: str, attempts: int = 12) -> tuple[ChatClient, ...]:
+    """Connect until two members of `room` are served by different daphne containers; the extra
+    connections are closed again."""
+    first = stack.chat(room, nick="alice")
+    extra: list[ChatClient] = []
+    try:
+        for _ in range(attempts):
+            candidate = stack.chat(room, nick="bob")
+            if candidate.served_by != first.served_by:
+                return first, candidate
+            extra.append(candidate)
+    finally:
+        for client in extra:
+            client.close()
+    first.close()
+    pytest.fail(
+        f"{attempts + 1} WebSockets all landed on {first.served_by}; nginx should balance /ws/ "
+        f"across the asgi replicas {sorted(stack.asgi_hostnames())} {stack.logs_hint('nginx')}"
+    )
+
+
+@pytest.fixture
+def replicated(stack: Stack) -> Stack:
+    if expected_replicas(stack) < 2:
+        pytest.skip("needs 2 or more asgi replicas")
+    return stack
+
+
+def test_clients_on_different_replicas_exchange_messages(replicated: Stack, room: str):
+    alice, bob = clients_on_two_replicas(replicated, room)
+    with alice, bob:
+        hello, reply = unique("hello from alice"), unique("hello from bob")
+        sent = alice.say(hello)
+        received = bob.wait_for_message(hello)
+        assert received == sent, "both members must get the same MESSAGE object"
+        assert sent["nick"] == "alice"
+
+        answered = bob.say(reply)
+        assert alice.wait_for_message(reply) == answered
+        assert answered["id"] > sent["id"], "ids increase per room"
+
+
+def test_presence_is_the_same_on_every_replica(replicated: Stack, room: str):
+    alice, bob = clients_on_two_replicas(replicated, room)
+    with alice:
+        with bob:
+            alice.wait_for_presence(["alice", "bob"])
+            bob.wait_for_presence(["alice", "bob"])
+        # bob left from the other replica: alice's replica hears it through Redis.
+        alice.wait_for_presence(["alice"])
+
+
+def test_nginx_balances_websockets_over_every_replica(stack: Stack, room: str):
+    replicas = expected_replicas(stack)
+    hosts = stack.asgi_hostnames()
+    assert len(hosts) == replicas, f"{len(hosts)} asgi containers running, expected {replicas}"
+    seen: set[str] = set()
+    for attempt in range(6 * replicas):
+        with stack.chat(room, nick=f"probe{attempt}") as client:
+            seen.add(client.served_by)
+        if seen == hosts:
+            return
+    pytest.fail(
+        f"after {6 * replicas} WebSockets only {sorted(seen)} of {sorted(hosts)} answered "
+        f"{stack.logs_hint('nginx')}"
+    )

@@ -1,0 +1,154 @@
+"""Each deployed setting took effect in the running containers, not just in the files: asgi
+replica count, gunicorn worker processes and class, nginx's upstream list, TLS, redirect, HSTS.
+The expected values come from the scenario (E2E_EXPECT); a test whose value is unknown is
+skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import ASGI_SERVICE, Stack, wait_until
+
+
+def expect(stack: Stack, key: str):
+    if stack.expect.get(key) in (None, ""):
+        pytest.skip(f"E2E_EXPECT has no {key!r}")
+    return stack.expect[key]
+
+
+def test_asgi_replica_count(stack: Stack):
+    replicas = int(expect(stack, "asgi_replicas"))
+    running = stack.services(ASGI_SERVICE)
+    assert len(running) == replicas, (
+        f"{len(running)} asgi containers running ({[c.name for c in running]}), expected {replicas}"
+    )
+    assert len({container.hostname for container in running}) == replicas
+
+
+def test_nginx_upstream_lists_every_asgi_replica(stack: Stack):
+    replicas = int(expect(stack, "asgi_replicas"))
+    config = stack.service("nginx").exec("nginx", "-T").stdout
+    upstreams = dict(re.findall(r"upstream\s+(\S+)\s*\{(.*?)\}", config, re.DOTALL))
+    servers = {
+        name: re.findall(r"^\s*server\s+([^\s;]+)", body, re.MULTILINE)
+        for name, body in upstreams.items()
+    }
+    asgi = {name: hosts for name, hosts in servers.items() if any("asgi" in h for h in hosts)}
+    assert len(asgi) == 1, f"expected one upstream of asgi servers in nginx -T, found {servers}"
+    (hosts,) = asgi.values()
+    names = sorted({h.split(":")[0] for h in hosts})
+    assert len(names) == replicas, f"nginx balances /ws/ over {names}, expected {replicas} replicas"
+    services = sorted(c.service for c in stack.services(ASGI_SERVICE))
+    if len(services) == replicas:  # one service per replica: nginx names each of them
+        assert names == services
+
+
+def gunicorn_processes(stack: Stack) -> tuple[dict, list[dict]]:
+    processes = [p for p in stack.service("wsgi").top() if "gunicorn" in p["args"]]
+    pids = {p["pid"] for p in processes}
+    masters = [p for p in processes if p["ppid"] not in pids]
+    assert len(masters) == 1, f"expected one gunicorn master in wsgi, found {processes}"
+    workers = [p for p in processes if p["ppid"] == masters[0]["pid"]]
+    return masters[0], workers
+
+
+def test_gunicorn_runs_the_configured_number_of_workers(stack: Stack):
+    expected = int(expect(stack, "gunicorn_workers"))
+    # Workers are recycled after max-requests: a count is only wrong if it stays wrong.
+    wait_until(
+        lambda: len(gunicorn_processes(stack)[1]) == expected,
+        timeout=20,
+        what=f"{expected} gunicorn workers in wsgi (now {len(gunicorn_processes(stack)[1])})",
+    )
+
+
+def test_gunicorn_uses_the_configured_worker_class(stack: Stack):
+    worker_class = expect(stack, "gunicorn_worker_class")
+    logged = re.findall(r"Using worker: (\S+)", stack.service("wsgi").logs())
+    assert logged, f"gunicorn never logged its worker class {stack.logs_hint('wsgi')}"
+    # gunicorn names the class as given (gevent, gthread, sync) or by its dotted path.
+    assert logged[-1].rsplit(".", 1)[-1].lower().startswith(worker_class), (
+        f"gunicorn runs {logged[-1]!r} workers, expected {worker_class!r}"
+    )
+
+
+def test_gthread_workers_run_the_configured_threads(stack: Stack):
+    if expect(stack, "gunicorn_worker_class") != "gthread":
+        pytest.skip("not a gthread deployment")
+    threads = int(expect(stack, "gunicorn_threads"))
+    # gthread's pool starts threads on demand: keep a worker busy with concurrent requests, then
+    # count the threads of the busiest worker (host /proc: docker top gives host pids).
+    with ThreadPoolExecutor(4 * threads) as pool:
+        list(pool.map(lambda _: stack.get("/readyz"), range(40 * threads)))
+    _, workers = gunicorn_processes(stack)
+    counts = [len(list(Path(f"/proc/{w['pid']}/task").iterdir())) for w in workers]
+    # The worker's main thread plus at most `threads` request threads.
+    assert max(counts) <= threads + 2, f"thread counts {counts} exceed {threads} threads"
+    assert max(counts) > 1, f"no gthread worker ever ran a request thread: {counts}"
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls(stack: Stack) -> Stack:
+    if not expect(stack, "tls"):
+        pytest.skip("TLS is off in this scenario")
+    return stack
+
+
+def installed_certificates(stack: Stack) -> list[bytes]:
+    """DER of every PEM certificate in the project's tls directory (what the role installed)."""
+    found = []
+    for path in sorted(stack.project_dir.glob("**/*")):
+        if path.suffix in (".crt", ".pem") and path.is_file():
+            text = path.read_text(errors="replace")
+            for block in re.findall(
+                r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.DOTALL
+            ):
+                found.append(ssl.PEM_cert_to_DER_cert(block))
+    return found
+
+
+def test_tls_handshake_presents_the_installed_certificate(tls: Stack):
+    port = int(expect(tls, "https_port"))
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as conn,
+    ):
+        version = conn.version()
+        served = conn.getpeercert(binary_form=True)
+    assert version in ("TLSv1.2", "TLSv1.3"), f"negotiated {version}"
+    installed = installed_certificates(tls)
+    assert served in installed, (
+        f"the certificate on :{port} (sha256 {hashlib.sha256(served).hexdigest()[:16]}) is not "
+        f"one of the {len(installed)} under {tls.project_dir}"
+    )
+
+
+def test_plain_http_redirects_to_https(tls: Stack):
+    response = requests.get(tls.http_url + "/r/lobby/?from=http", allow_redirects=False, timeout=10)
+    assert response.status_code in (301, 308), f"http answered {response.status_code}"
+    assert response.headers["Location"] == tls.base_url + "/r/lobby/?from=http"
+
+
+def test_https_responses_carry_hsts(tls: Stack):
+    max_age = int(expect(tls, "hsts_max_age"))
+    header = tls.get("/").headers.get("Strict-Transport-Security", "")
+    assert re.search(rf"max-age={max_age}\b", header), f"Strict-Transport-Security: {header!r}"
+
+
+def test_websocket_runs_over_tls(tls: Stack, room: str):
+    with tls.chat(room, nick="secure") as client:
+        assert client.say("over wss")["nick"] == "secure"
