@@ -1,4 +1,5 @@
-"""The chat WebSocket. It speaks the protocol (chat.protocol) and nothing else: storage goes through
+"""The chat WebSocket. It speaks the protocol (chat.protocol) and nothing else: who may connect is
+decided before it runs (chat.handshake), storage goes through
 chat.services.messages (synchronous ORM, so always via database_sync_to_async, never on the event
 loop) and presence through chat.services.presence (Redis).
 """
@@ -7,18 +8,16 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import protocol
+from chat.handshake import Admission
 from chat.protocol import ErrorCode, ProtocolError
 from chat.ratelimit import TokenBucket
 from chat.services import messages, presence
-from chat.validation import clean_nick, is_valid_room_name
 from djchat.middleware import HOSTNAME
 
 logger = logging.getLogger(__name__)
@@ -26,27 +25,13 @@ logger = logging.getLogger(__name__)
 post_message = database_sync_to_async(messages.post_message)
 recent_messages = database_sync_to_async(messages.recent_messages)
 messages_after = database_sync_to_async(messages.messages_after)
-nick_belongs_to_user = database_sync_to_async(messages.nick_belongs_to_user)
 
 
 def room_group(room: str) -> str:
     return f"chat.{room}"
 
 
-class Refused(Exception):
-    """The handshake is turned down; the message says why, for the log."""
-
-
-@dataclass(frozen=True)
-class Admission:
-    room: str
-    nick: str
-    since: int | None
-    author_id: int | None
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
-    admission: Admission | None = None
     heartbeat: asyncio.Task | None = None
     # Ids up to this one were delivered in the history frame; live copies of them are skipped.
     history_last_id = 0
@@ -63,13 +48,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- handshake ----------------------------------------------------------------------------
 
     async def connect(self):
-        try:
-            self.admission = await self.admit()
-        except Refused as refusal:
-            logger.info("Refused WebSocket handshake for %s: %s", self.scope.get("path"), refusal)
-            await self.close()
-            return
-
+        # chat.handshake.ChatAdmissionMiddleware admitted this socket and says who it is.
+        self.admission: Admission = self.scope["chat"]
         room, nick = self.admission.room, self.admission.nick
         self.group = room_group(room)
         self.rate_limit = TokenBucket(
@@ -84,38 +64,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.broadcast_presence(snapshot.online)
         self.heartbeat = asyncio.create_task(self.keep_presence_alive())
         logger.debug("%s joined %s", nick, room)
-
-    async def admit(self) -> Admission:
-        room = self.scope["url_route"]["kwargs"]["room"]
-        if not is_valid_room_name(room):
-            raise Refused(f"room name {room!r} does not match [a-z0-9-]{{1,50}}")
-        params = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
-        since = self.parse_since(params.get("since", [None])[-1])
-
-        user = self.scope.get("user")
-        if user is not None and user.is_authenticated:
-            # The session decides who this is; a nick parameter is ignored.
-            nick = clean_nick(user.username)
-            if nick != user.username:
-                raise Refused(f"username {user.username!r} is not usable as a nick")
-            return Admission(room=room, nick=nick, since=since, author_id=user.pk)
-
-        if not settings.CHAT_ALLOW_ANONYMOUS:
-            raise Refused("anonymous chat is disabled (CHAT_ALLOW_ANONYMOUS=false)")
-        nick = clean_nick(params.get("nick", [None])[-1])
-        if nick is None:
-            raise Refused("missing or invalid nick (1-32 printable characters)")
-        if await nick_belongs_to_user(nick):
-            raise Refused(f"nick {nick!r} is a registered username")
-        return Admission(room=room, nick=nick, since=since, author_id=None)
-
-    @staticmethod
-    def parse_since(raw: str | None) -> int | None:
-        if raw is None:
-            return None
-        if not raw.isascii() or not raw.isdigit():
-            raise Refused(f"since={raw!r} is not a message id")
-        return int(raw)
 
     async def send_history(self) -> None:
         room, since = self.admission.room, self.admission.since
@@ -200,7 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.heartbeat.cancel()
 
     async def disconnect(self, code):
-        if self.admission is None:  # refused at the handshake: nothing was set up
+        if not hasattr(self, "group"):  # connect() failed before joining
             return
         if self.heartbeat is not None:
             self.stop_heartbeat()

@@ -1,9 +1,10 @@
 from django.urls import re_path
 
 from chat.consumers import ChatConsumer
+from chat.handshake import ChatAdmissionMiddleware
 
-# The room segment is matched loosely and validated by the consumer, so a bad name is refused (and
+# The room segment is matched loosely and validated at admission, so a bad name is refused (and
 # logged) at the handshake instead of failing as "no route found".
 websocket_urlpatterns = [
-    re_path(r"^ws/chat/(?P<room>[^/]+)/$", ChatConsumer.as_asgi()),
+    re_path(r"^ws/chat/(?P<room>[^/]+)/$", ChatAdmissionMiddleware(ChatConsumer.as_asgi())),
 ]

@@ -11,8 +11,10 @@ opening a socket with a visitor's session cookie (cross-site WebSocket hijacking
 import logging
 from urllib.parse import urlparse
 
-from channels.security.websocket import OriginValidator, WebsocketDenier
+from channels.security.websocket import OriginValidator
 from django.conf import settings
+
+from chat.handshake import refuse
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +44,12 @@ class LoggingAllowedHostsOriginValidator(OriginValidator):
         if self.valid_origin(urlparse(origin) if origin is not None else None):
             return await self.application(scope, receive, send)
         client = scope.get("client") or ("?", 0)
-        logger.warning(
-            "Refused WebSocket handshake for %s from %s: Origin %s is not allowed by "
-            "ALLOWED_HOSTS %s",
-            scope.get("path"),
-            client[0],
-            repr(origin) if origin is not None else "header missing",
-            self.allowed_origins,
+        reason = (
+            "no Origin header"
+            if origin is None
+            else f"Origin {origin!r} is not allowed by ALLOWED_HOSTS {self.allowed_origins}"
         )
-        return await WebsocketDenier()(scope, receive, send)
+        logger.warning(
+            "Refused WebSocket handshake for %s from %s: %s", scope.get("path"), client[0], reason
+        )
+        await refuse(receive, send)

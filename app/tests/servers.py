@@ -1,0 +1,153 @@
+"""Real servers for the tests: redis-server and the app's own processes, started as subprocesses.
+
+No Django imports here: the helpers only build command lines and environments, so the same code can
+start daphne for the browser test and the multi-process test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+# Variables the app reads; a subprocess gets exactly the ones a test gives it, never the caller's.
+_APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "CHANNEL_LAYER_", "CHAT_", "GUNICORN_")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited ({process.returncode}) before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def app_env(**variables: str) -> dict[str, str]:
+    """The caller's environment without any app setting, plus `variables`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_APP_VARIABLE_PREFIXES)
+    }
+    env.update(variables)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=APP_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class RedisServer:
+    port: int
+    password: str
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free loopback port, password required, nothing persisted."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
+    password = secrets.token_hex(16)
+    port = free_port()
+    log = workdir / "redis.log"
+    process = subprocess.Popen(
+        [
+            executable,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--requirepass", password,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(workdir),
+            "--logfile", str(log),
+        ],
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process)
+        yield RedisServer(port=port, password=password, process=process)
+    finally:
+        stop(process)
+
+
+@dataclass
+class AppServer:
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def daphne(env: dict[str, str], log: Path) -> Iterator[AppServer]:
+    """The app's ASGI process, as the image runs it, on a free loopback port."""
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "djchat.asgi:application"],
+            cwd=APP_DIR,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = AppServer(port=port, process=process, log=log)
+    try:
+        try:
+            wait_for_port(port, process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"daphne did not start: {error}\n{server.output()}") from None
+        yield server
+    finally:
+        stop(process)

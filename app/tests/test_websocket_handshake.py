@@ -1,0 +1,130 @@
+"""Who may open a socket: Origin, room, nick, `since`, accounts and the anonymous-chat switch."""
+
+import logging
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_handshake_without_origin_is_refused_and_logged(chat, room, caplog):
+    caplog.set_level(logging.WARNING, logger="djchat.origin")
+
+    sock = await chat.open(room, "alice", origin=None)
+
+    assert not sock.accepted
+    assert "no Origin header" in caplog.text
+
+
+async def test_handshake_from_a_foreign_origin_is_refused_and_logged(chat, room, caplog):
+    caplog.set_level(logging.WARNING, logger="djchat.origin")
+
+    sock = await chat.open(room, "alice", origin="https://evil.example")
+
+    assert not sock.accepted
+    assert "'https://evil.example' is not allowed by ALLOWED_HOSTS" in caplog.text
+
+
+async def test_handshake_from_an_allowed_host_on_any_port_is_accepted(chat, room, settings):
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+
+    sock = await chat.open(room, "alice", origin="https://chat.example.com:8443")
+
+    assert sock.accepted
+
+
+@pytest.mark.parametrize(
+    "bad_room", ["General", "under_score", "dot.ted", "x" * 51, "sp%20ace", "%C3%A9"]
+)
+async def test_handshake_for_an_invalid_room_name_is_refused(chat, bad_room, caplog):
+    caplog.set_level(logging.INFO, logger="chat.consumers")
+
+    sock = await chat.open("", path=f"/ws/chat/{bad_room}/?nick=alice")
+
+    assert not sock.accepted
+    assert "does not match" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("", id="no-nick"),
+        pytest.param("nick=", id="empty"),
+        pytest.param("nick=%20%20%20", id="blank"),
+        pytest.param("nick=" + "x" * 33, id="33-characters"),
+        pytest.param("nick=tab%09in", id="control-character"),
+        pytest.param("nick=line%0Abreak", id="newline"),
+    ],
+)
+async def test_handshake_with_an_invalid_nick_is_refused(chat, room, query):
+    sock = await chat.open(room, path=f"/ws/chat/{room}/?{query}")
+
+    assert not sock.accepted
+
+
+async def test_nick_of_32_printable_characters_with_spaces_and_unicode_is_accepted(chat, room):
+    nick = "Zoë the 🐍 " + "x" * 22
+    assert len(nick) == 32
+
+    sock = await chat.join(room, nick)
+
+    assert (await sock.say("hi"))["nick"] == nick
+
+
+@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "١٢"])
+async def test_handshake_with_a_since_that_is_not_a_message_id_is_refused(chat, room, since):
+    sock = await chat.open(room, path=f"/ws/chat/{room}/?nick=alice&since={since}")
+
+    assert not sock.accepted
+
+
+@pytest.mark.parametrize("nick", ["Alice", "alice", "ALICE"])
+async def test_anonymous_nick_equal_to_a_username_is_refused(chat, room, user, nick):
+    sock = await chat.open(room, nick)
+
+    assert not sock.accepted
+
+
+async def test_logged_in_socket_chats_under_its_username_and_ignores_nick(
+    chat, room, user, session_cookie
+):
+    sock = await chat.join(room, "someone-else", cookie=session_cookie)
+
+    echoed = await sock.say("signed message")
+
+    assert echoed["nick"] == "Alice"
+    stored = await database_sync_to_async(Message.objects.get)(pk=echoed["id"])
+    assert stored.author_id == user.pk
+
+
+async def test_logged_in_socket_needs_no_nick(chat, room, user, session_cookie):
+    sock = await chat.join(room, cookie=session_cookie)
+
+    assert await sock.receive_type("presence") == {"type": "presence", "online": ["Alice"]}
+
+
+async def test_anonymous_socket_is_refused_when_anonymous_chat_is_off(chat, room, settings):
+    settings.CHAT_ALLOW_ANONYMOUS = False
+
+    sock = await chat.open(room, "alice")
+
+    assert not sock.accepted
+
+
+async def test_logged_in_socket_is_accepted_when_anonymous_chat_is_off(
+    chat, room, settings, session_cookie
+):
+    settings.CHAT_ALLOW_ANONYMOUS = False
+
+    sock = await chat.join(room, cookie=session_cookie)
+
+    assert sock.history["type"] == "history"
+
+
+async def test_a_tampered_session_cookie_is_treated_as_anonymous(chat, room, user):
+    sock = await chat.join(room, "visitor", cookie="sessionid=not-a-real-session")
+
+    assert (await sock.say("hi"))["nick"] == "visitor"
