@@ -158,7 +158,7 @@ class Stack:
             response = self.get("/readyz", timeout=5)
             if response.status_code != 200:
                 return False
-            with self.chat(unique("ready"), nick="probe", timeout=5) as client:
+            with self.chat(unique("e2e-ready"), nick="probe", timeout=5) as client:
                 return client.served_by != ""
 
         wait_until(ready, timeout=timeout, interval=1.0, what=f"{self.base_url} to be ready")
@@ -185,6 +185,7 @@ class Stack:
             proxy=None,
             open_timeout=timeout,
             close_timeout=2,
+            legacy=True,  # ChatClient owns the connection and closes it
         )
         return ChatClient(connection, default_timeout=timeout)
 
@@ -365,6 +366,12 @@ class Container:
     @property
     def hostname(self) -> str:
         return self.attrs["Config"]["Hostname"]
+
+    @property
+    def command(self) -> list[str]:
+        """What the container runs: entrypoint and command."""
+        config = self.attrs["Config"]
+        return [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
 
     @property
     def running(self) -> bool:

@@ -16,7 +16,7 @@ ASSET = re.compile(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"')
 
 @pytest.fixture(scope="module")
 def assets(stack: Stack) -> list[str]:
-    page = stack.get("/r/assets/").text
+    page = stack.get("/r/e2e-assets/").text
     found = sorted(set(ASSET.findall(page)))
     assert found, "the room page links no /static/ css or js"
     return found

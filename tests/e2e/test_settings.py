@@ -35,8 +35,13 @@ def test_asgi_replica_count(stack: Stack):
 
 def test_nginx_upstream_lists_every_asgi_replica(stack: Stack):
     replicas = int(expect(stack, "asgi_replicas"))
-    config = stack.service("nginx").exec("nginx", "-T").stdout
-    upstreams = dict(re.findall(r"upstream\s+(\S+)\s*\{(.*?)\}", config, re.DOTALL))
+    nginx = stack.service("nginx")
+    # nginx -T with the container's own arguments (its -c configuration), as it runs.
+    assert nginx.command[0].endswith("nginx"), f"nginx runs {nginx.command}"
+    config = nginx.exec(*nginx.command, "-T").stdout
+    upstreams = dict(
+        re.findall(r"^\s*upstream\s+(\S+)\s*\{(.*?)\}", config, re.DOTALL | re.MULTILINE)
+    )
     servers = {
         name: re.findall(r"^\s*server\s+([^\s;]+)", body, re.MULTILINE)
         for name, body in upstreams.items()
