@@ -1,7 +1,14 @@
-"""The chat WebSocket. It speaks the protocol (chat.protocol) and nothing else: who may connect is
-decided before it runs (chat.handshake), storage goes through
-chat.services.messages (synchronous ORM, so always via database_sync_to_async, never on the event
-loop) and presence through chat.services.presence (Redis).
+"""The chat WebSocket. It speaks the protocol (chat.protocol) and nothing else.
+
+Who may connect is decided before it runs (chat.handshake). Storage goes through
+chat.services.messages, synchronous ORM code that is only ever called through
+database_sync_to_async so the event loop never blocks; presence and the latest-id tracker live in
+Redis (chat.services.presence, chat.services.latest).
+
+Delivery guarantee: each connection sends a room's messages in id order without gaps. Ids are
+contiguous per room, so a message that skips ahead shows that a broadcast never arrived (channels
+drops group messages for a full channel without a word, and processes may relay out of order);
+the connection then sends the missing ones from the database.
 """
 
 import asyncio
@@ -17,7 +24,7 @@ from chat import protocol
 from chat.handshake import Admission
 from chat.protocol import ErrorCode, ProtocolError
 from chat.ratelimit import TokenBucket
-from chat.services import messages, presence
+from chat.services import latest, messages, presence
 from djchat.middleware import HOSTNAME
 
 logger = logging.getLogger(__name__)
@@ -25,6 +32,7 @@ logger = logging.getLogger(__name__)
 post_message = database_sync_to_async(messages.post_message)
 recent_messages = database_sync_to_async(messages.recent_messages)
 messages_after = database_sync_to_async(messages.messages_after)
+latest_message_id = database_sync_to_async(messages.latest_message_id)
 
 
 def room_group(room: str) -> str:
@@ -33,8 +41,8 @@ def room_group(room: str) -> str:
 
 class ChatConsumer(AsyncWebsocketConsumer):
     heartbeat: asyncio.Task | None = None
-    # Ids up to this one were delivered in the history frame; live copies of them are skipped.
-    history_last_id = 0
+    # The id of the last message this client has (from history, resume or live delivery).
+    delivered_up_to = 0
     online_sent: list[str] | None = None
 
     async def __call__(self, scope, receive, send):
@@ -45,34 +53,50 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # outlive it, or the connection would stay "online" forever.
             self.stop_heartbeat()
 
-    # --- handshake ----------------------------------------------------------------------------
+    # --- joining and leaving ------------------------------------------------------------------
 
     async def connect(self):
         # chat.handshake.ChatAdmissionMiddleware admitted this socket and says who it is.
         self.admission: Admission = self.scope["chat"]
-        room, nick = self.admission.room, self.admission.nick
-        self.group = room_group(room)
+        self.room, self.nick = self.admission.room, self.admission.nick
+        self.group = room_group(self.room)
         self.rate_limit = TokenBucket(
             settings.CHAT_RATE_LIMIT_MESSAGES, settings.CHAT_RATE_LIMIT_SECONDS
         )
-        # Subscribe before reading history: a message posted in between then arrives live (and
-        # is skipped if the history already had it) instead of falling in the gap.
+        # Subscribe before reading history: a message posted in between then arrives live (and is
+        # skipped, the history having it already) instead of falling in the gap.
         await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups.append(self.group)  # so channels discards it however the socket ends
         await self.accept()
         await self.send_history()
-        snapshot = await presence.touch(room, self.channel_name, nick)
+        snapshot = await presence.touch(self.room, self.channel_name, self.nick)
         await self.broadcast_presence(snapshot.online)
-        self.heartbeat = asyncio.create_task(self.keep_presence_alive())
-        logger.debug("%s joined %s", nick, room)
+        self.heartbeat = asyncio.create_task(self.keep_alive())
 
     async def send_history(self) -> None:
-        room, since = self.admission.room, self.admission.since
+        since = self.admission.since
         if since is None:
-            history = await recent_messages(room, settings.CHAT_HISTORY_SIZE)
+            history = await recent_messages(self.room, settings.CHAT_HISTORY_SIZE)
+            self.delivered_up_to = history[-1]["id"] if history else 0
         else:
-            history = await messages_after(room, since, settings.CHAT_RESUME_LIMIT)
-        self.history_last_id = max([since or 0, *(message["id"] for message in history)])
-        await self.send_frame(protocol.history_frame(room, HOSTNAME, history))
+            history = await messages_after(self.room, since, settings.CHAT_RESUME_LIMIT)
+            if history:
+                self.delivered_up_to = history[-1]["id"]
+            else:
+                # A `since` from the future (the room was reset) must not mute the next messages.
+                self.delivered_up_to = min(since, await latest_message_id(self.room))
+        await self.send_frame(protocol.history_frame(self.room, HOSTNAME, history))
+
+    async def disconnect(self, code):
+        # Channels has already left the groups in self.groups.
+        if not hasattr(self, "group"):  # connect() failed before joining
+            return
+        if self.heartbeat is not None:
+            self.stop_heartbeat()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.heartbeat
+        snapshot = await presence.leave(self.room, self.channel_name, self.nick)
+        await self.broadcast_presence(snapshot.online)
 
     # --- frames from the client ---------------------------------------------------------------
 
@@ -88,20 +112,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         if frame.type == "ping":
             await self.send_frame(protocol.PONG_FRAME)
-            return
-        if not self.rate_limit.allow():
+        elif self.rate_limit.allow():
+            await self.post(frame.text)
+        else:
             await self.send_error(
                 ErrorCode.RATE_LIMITED,
                 f"At most {settings.CHAT_RATE_LIMIT_MESSAGES} messages per "
                 f"{settings.CHAT_RATE_LIMIT_SECONDS} seconds; this one was not sent.",
             )
-            return
-        admission = self.admission
-        message = await post_message(
-            admission.room, admission.nick, frame.text, admission.author_id
-        )
-        # Stored first, broadcast second: a member whose channel is full (group_send drops
-        # silently) or who is reconnecting gets the message from history with `since`.
+
+    async def post(self, text: str) -> None:
+        message = await post_message(self.room, self.nick, text, self.admission.author_id)
+        # Stored first, announced second: whoever the broadcast misses finds it in the database.
+        await latest.record(self.room, message["id"])
         await self.channel_layer.group_send(
             self.group, {"type": "chat.message", "message": message}
         )
@@ -110,11 +133,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_message(self, event):
         message = event["message"]
-        if message["id"] > self.history_last_id:
-            await self.send_frame(message)
+        if message["id"] == self.delivered_up_to + 1:
+            await self.deliver([message])
+        elif message["id"] > self.delivered_up_to:
+            await self.catch_up()
+        # else: already delivered (by the history frame or an earlier catch-up)
 
     async def presence_update(self, event):
         await self.send_presence_if_changed(event["online"])
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    async def deliver(self, frames: list[dict]) -> None:
+        # The live handler and the heartbeat may both be catching up; each id goes out once, and
+        # it is claimed before the (yielding) send so the other cannot claim it too.
+        for frame in frames:
+            if frame["id"] > self.delivered_up_to:
+                self.delivered_up_to = frame["id"]
+                await self.send_frame(frame)
+
+    async def catch_up(self) -> None:
+        missing = await messages_after(self.room, self.delivered_up_to, settings.CHAT_RESUME_LIMIT)
+        if missing:
+            logger.info(
+                "Sending %s missed message(s) of %s to %r from the database",
+                len(missing),
+                self.room,
+                self.nick,
+            )
+        await self.deliver(missing)
 
     # --- presence -----------------------------------------------------------------------------
 
@@ -128,36 +175,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.online_sent = online
             await self.send_frame(protocol.presence_frame(online))
 
-    async def keep_presence_alive(self) -> None:
-        room, nick = self.admission.room, self.admission.nick
+    async def keep_alive(self) -> None:
+        """Refresh this connection's presence entry and repair what broadcasts missed."""
         while True:
             await asyncio.sleep(presence.heartbeat_interval())
             try:
-                snapshot = await presence.touch(room, self.channel_name, nick)
+                snapshot = await presence.touch(self.room, self.channel_name, self.nick)
                 if snapshot.swept:
                     # Someone's entry expired (their process died): tell the whole room.
                     await self.broadcast_presence(snapshot.online)
                 else:
-                    # Also repairs a presence broadcast this connection missed or got out of order.
+                    # Also repairs a presence broadcast this connection missed.
                     await self.send_presence_if_changed(snapshot.online)
+                if await latest.latest(self.room) > self.delivered_up_to:
+                    await self.catch_up()
             except Exception:
-                logger.exception("Presence heartbeat failed for %r in %s", nick, room)
+                logger.exception("Heartbeat failed for %r in %s", self.nick, self.room)
 
     def stop_heartbeat(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
-
-    async def disconnect(self, code):
-        if not hasattr(self, "group"):  # connect() failed before joining
-            return
-        if self.heartbeat is not None:
-            self.stop_heartbeat()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.heartbeat
-        await self.channel_layer.group_discard(self.group, self.channel_name)
-        snapshot = await presence.leave(self.admission.room, self.channel_name, self.admission.nick)
-        await self.broadcast_presence(snapshot.online)
-        logger.debug("%s left %s (close code %s)", self.admission.nick, self.admission.room, code)
 
     # --- sending ------------------------------------------------------------------------------
 

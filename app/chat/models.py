@@ -16,6 +16,8 @@ class Room(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The id of the room's newest message; the next one gets last_message_id + 1.
+    last_message_id = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -25,13 +27,16 @@ class Room(models.Model):
 
 
 class Message(models.Model):
-    """One chat line. The primary key doubles as the message id clients resume from.
+    """One chat line.
 
-    Ids only grow, and chat.services.messages writes a room's messages one at a time, so within a
-    room a larger id always means a later message.
+    `seq` is the message id of the protocol: 1, 2, 3, ... within its room, without gaps. Because
+    ids are contiguous, a connection that receives id 7 right after id 4 knows that 5 and 6 never
+    reached it (a full channel-layer channel drops group messages silently) and fetches them from
+    here; a global auto-increment key would increase just as well but could not show the gap.
     """
 
     room = models.ForeignKey(Room, related_name="messages", on_delete=models.CASCADE)
+    seq = models.PositiveBigIntegerField()
     # Kept even if the account is deleted: the nick records who said it at the time.
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -45,8 +50,10 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"], name="chat_message_room_id")]
+        ordering = ["room", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_message_unique_room_seq")
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.room_id} <{self.nick}> {self.text[:40]}"
+        return f"{self.room_id}#{self.seq} <{self.nick}> {self.text[:40]}"

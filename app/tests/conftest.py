@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 from django.test.utils import override_settings
 
-from chat.services import presence
+from chat.services.redis_client import close_client
 from djchat import config
 from tests import servers
 from tests.support import ChatClients
@@ -84,7 +84,7 @@ async def chat():
     clients = ChatClients()
     yield clients
     await clients.close_all()
-    await presence.close_client()
+    await close_client()
 
 
 @pytest.fixture

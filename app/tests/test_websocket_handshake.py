@@ -96,7 +96,7 @@ async def test_logged_in_socket_chats_under_its_username_and_ignores_nick(
     echoed = await sock.say("signed message")
 
     assert echoed["nick"] == "Alice"
-    stored = await database_sync_to_async(Message.objects.get)(pk=echoed["id"])
+    stored = await database_sync_to_async(Message.objects.get)(room__name=room, seq=echoed["id"])
     assert stored.author_id == user.pk
 
 

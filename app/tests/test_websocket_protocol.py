@@ -70,7 +70,7 @@ async def test_html_and_script_payload_is_stored_and_returned_verbatim(chat, roo
 
     echoed = await alice.say(payload)
 
-    stored = await database_sync_to_async(Message.objects.get)(pk=echoed["id"])
+    stored = await database_sync_to_async(Message.objects.get)(room__name=room, seq=echoed["id"])
     from_api = await database_sync_to_async(client.get)(f"/api/rooms/{room}/messages")
     assert echoed["text"] == payload
     assert stored.text == payload

@@ -1,46 +1,49 @@
 """Message persistence. Synchronous ORM code: the consumer calls it through database_sync_to_async.
 
 Every function returns MESSAGE frames (plain dicts), the shape both the WebSocket and the HTTP API
-send, so the two can never disagree.
+send, so the two can never disagree. A message's "id" is its number within the room (Message.seq).
 """
 
 from datetime import UTC
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 
 from chat.models import Message, Room
 
 
 def message_frame(message: Message, room_name: str) -> dict:
+    timestamp = message.created_at.astimezone(UTC).isoformat(timespec="milliseconds")
     return {
         "type": "message",
-        "id": message.pk,
+        "id": message.seq,
         "room": room_name,
         "nick": message.nick,
         "text": message.text,
-        "ts": message.created_at.astimezone(UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "ts": timestamp.replace("+00:00", "Z"),
     }
 
 
 def post_message(room_name: str, nick: str, text: str, author_id: int | None = None) -> dict:
     """Store a message and return its frame; the caller broadcasts it only after this commits."""
     with transaction.atomic():
-        # Locking the room row serialises writers per room (PostgreSQL), so ids are handed out in
-        # commit order and a client resuming from id N can never later miss a smaller id that
-        # committed after N. SQLite's IMMEDIATE transactions serialise all writers anyway.
+        # The row lock serialises a room's writers (PostgreSQL; SQLite's IMMEDIATE transactions
+        # serialise all writers anyway), so ids are handed out without gaps and in commit order:
+        # a client that saw id N never later misses a smaller id committed after N.
         room, _ = Room.objects.select_for_update().get_or_create(name=room_name)
-        message = Message.objects.create(room=room, nick=nick, text=text, author_id=author_id)
-        room.last_message_at = message.created_at
-        room.save(update_fields=["last_message_at"])
+        message = Message.objects.create(
+            room=room, seq=room.last_message_id + 1, nick=nick, text=text, author_id=author_id
+        )
+        Room.objects.filter(pk=room.pk).update(
+            last_message_id=F("last_message_id") + 1, last_message_at=message.created_at
+        )
     return message_frame(message, room_name)
 
 
 def recent_messages(room_name: str, limit: int) -> list[dict]:
     """The newest `limit` messages, oldest first."""
-    newest = Message.objects.filter(room__name=room_name).order_by("-id")[:limit]
+    newest = Message.objects.filter(room__name=room_name).order_by("-seq")[:limit]
     return [message_frame(message, room_name) for message in reversed(newest)]
 
 
@@ -50,8 +53,14 @@ def messages_after(room_name: str, since: int, limit: int) -> list[dict]:
     The oldest ones come first so a client that gets a full page asks again from the last id it
     received and never skips anything.
     """
-    after = Message.objects.filter(room__name=room_name, id__gt=since).order_by("id")[:limit]
+    after = Message.objects.filter(room__name=room_name, seq__gt=since).order_by("seq")[:limit]
     return [message_frame(message, room_name) for message in after]
+
+
+def latest_message_id(room_name: str) -> int:
+    return (
+        Room.objects.filter(name=room_name).values_list("last_message_id", flat=True).first() or 0
+    )
 
 
 def nick_belongs_to_user(nick: str) -> bool:

@@ -11,21 +11,14 @@ A nick connected twice (two tabs) is one name in the online list.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
-from redis.asyncio import Redis
+
+from chat.services.redis_client import redis_client
 
 _SEPARATOR = "\n"  # nicks are printable, so they never contain it; channel names never do either
-
-# One client (and connection pool) per event loop: redis.asyncio connections are bound to the loop
-# that opened them. A daphne process has one loop; a test suite has many.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, Redis]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 @dataclass(frozen=True)
@@ -41,30 +34,6 @@ def presence_key(room: str) -> str:
 def heartbeat_interval() -> float:
     # Three refreshes per TTL: a live connection survives two lost or late ones.
     return settings.CHAT_PRESENCE_TTL / 3
-
-
-def redis_client() -> Redis:
-    loop = asyncio.get_running_loop()
-    wanted = (settings.REDIS_URL, settings.REDIS_PASSWORD)
-    cached = _clients.get(loop)
-    if cached is None or cached[0] != wanted:
-        client = Redis.from_url(
-            settings.REDIS_URL,
-            password=settings.REDIS_PASSWORD,
-            decode_responses=True,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-        )
-        _clients[loop] = (wanted, client)
-        return client
-    return cached[1]
-
-
-async def close_client() -> None:
-    """Release this event loop's connections (tests call it before their loop closes)."""
-    cached = _clients.pop(asyncio.get_running_loop(), None)
-    if cached is not None:
-        await cached[1].aclose()
 
 
 def _member(connection_id: str, nick: str) -> str:

@@ -1,0 +1,42 @@
+"""The asyncio Redis client of presence and the latest-id tracker (the cache and the channel layer
+have their own)."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from django.conf import settings
+from redis.asyncio import Redis
+
+from djchat.config import REDIS_CONNECT_TIMEOUT_SECONDS
+
+# One client (and connection pool) per event loop: redis.asyncio connections are bound to the loop
+# that opened them. A daphne process has one loop; a test suite has many.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, Redis]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def redis_client() -> Redis:
+    loop = asyncio.get_running_loop()
+    wanted = (settings.REDIS_URL, settings.REDIS_PASSWORD)
+    cached = _clients.get(loop)
+    if cached is not None and cached[0] == wanted:
+        return cached[1]
+    client = Redis.from_url(
+        settings.REDIS_URL,
+        password=settings.REDIS_PASSWORD,
+        decode_responses=True,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=5,
+    )
+    _clients[loop] = (wanted, client)
+    return client
+
+
+async def close_client() -> None:
+    """Release this event loop's connections (tests call it before their loop closes)."""
+    cached = _clients.pop(asyncio.get_running_loop(), None)
+    if cached is not None:
+        await cached[1].aclose()

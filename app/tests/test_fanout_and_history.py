@@ -1,0 +1,154 @@
+"""Fan-out through the Redis channel layer, history on connect, and `since` resume."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from chat.consumers import room_group
+from chat.services import latest
+from chat.services.messages import post_message
+from djchat import config
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+post = database_sync_to_async(post_message)
+
+
+async def seed(room: str, count: int) -> list[int]:
+    return [(await post(room, "seed", f"message {n}"))["id"] for n in range(count)]
+
+
+async def test_message_reaches_every_member_of_the_room_including_the_sender(chat, room):
+    alice = await chat.join(room, "alice")
+    bob = await chat.join(room, "bob")
+
+    sent = await bob.say("hi all")
+    received = await alice.receive_type("message")
+
+    assert received == sent
+    assert (sent["nick"], sent["text"]) == ("bob", "hi all")
+
+
+async def test_message_does_not_reach_other_rooms(chat, room):
+    alice = await chat.join(room, "alice")
+    carol = await chat.join(f"{room}-elsewhere", "carol")
+    await carol.receive_type("presence")
+
+    await alice.say("only for this room")
+
+    assert await carol.receives_nothing(0.3)
+
+
+async def test_history_holds_the_last_50_messages_oldest_first(chat, room):
+    ids = await seed(room, 60)
+
+    alice = await chat.join(room, "alice")
+
+    history = alice.history["messages"]
+    assert [message["id"] for message in history] == ids[-50:]
+    assert history[0]["text"] == "message 10"
+    assert {message["room"] for message in history} == {room}
+
+
+async def test_history_size_follows_the_setting(chat, room, settings):
+    settings.CHAT_HISTORY_SIZE = 5
+    ids = await seed(room, 8)
+
+    alice = await chat.join(room, "alice")
+
+    assert [message["id"] for message in alice.history["messages"]] == ids[-5:]
+
+
+async def test_since_resume_returns_every_message_after_that_id(chat, room):
+    ids = await seed(room, 70)
+
+    alice = await chat.join(room, "alice", since=ids[9])
+
+    assert [message["id"] for message in alice.history["messages"]] == ids[10:]
+
+
+async def test_since_resume_is_capped_oldest_first_so_the_client_can_page_on(chat, room, settings):
+    settings.CHAT_RESUME_LIMIT = 10
+    ids = await seed(room, 25)
+
+    alice = await chat.join(room, "alice", since=ids[2])
+
+    assert [message["id"] for message in alice.history["messages"]] == ids[3:13]
+
+
+async def test_since_at_the_latest_id_gives_an_empty_history(chat, room):
+    ids = await seed(room, 3)
+
+    alice = await chat.join(room, "alice", since=ids[-1])
+
+    assert alice.history["messages"] == []
+
+
+async def test_live_messages_after_a_resume_are_delivered_once(chat, room):
+    ids = await seed(room, 3)
+    alice = await chat.join(room, "alice", since=ids[0])
+
+    echoed = await alice.say("after resume")
+    await alice.send({"type": "ping"})
+
+    assert echoed["id"] > ids[-1]
+    assert await alice.receive_type("pong") == {"type": "pong"}
+
+
+async def test_a_full_channel_drops_group_messages_and_since_recovers_them(
+    chat, room, settings, redis_server
+):
+    # channels_redis drops group messages for a channel that holds `capacity` undelivered ones,
+    # without an error. Contiguous ids show the member where its gap starts; history recovers it.
+    capacity = 3
+    settings.CHANNEL_LAYERS = config.channel_layers(
+        redis_server.url, redis_server.password, capacity=capacity, expiry=60, group_expiry=600
+    )
+    layer = get_channel_layer()
+    stuck = await layer.new_channel()  # a member that stopped reading for a while
+    await layer.group_add(room_group(room), stuck)
+    alice = await chat.join(room, "alice")
+    sent = [await alice.say(f"burst {n}") for n in range(7)]
+
+    delivered = []
+    while True:
+        try:
+            async with asyncio.timeout(0.5):
+                event = await layer.receive(stuck)
+        except TimeoutError:
+            break
+        delivered.append(event["message"]["id"])
+    had_up_to = 0
+    while had_up_to + 1 in delivered:
+        had_up_to += 1
+    resumed = await chat.join(room, "stuck-member", since=had_up_to)
+
+    assert len(delivered) == capacity < len(sent), f"expected drops; delivered {delivered}"
+    assert resumed.history["messages"] == sent[had_up_to:]
+
+
+async def test_broadcasts_a_connection_missed_are_sent_from_history_before_the_next(chat, room):
+    alice = await chat.join(room, "alice")
+    bob = await chat.join(room, "bob")
+    # Stored but never broadcast: what a full channel does to a member.
+    await seed(room, 3)
+
+    sent = await bob.say("after the gap")
+    received = [await alice.receive_type("message") for _ in range(4)]
+
+    assert [message["id"] for message in received] == [1, 2, 3, 4]
+    assert received[-1] == sent
+    assert await alice.receives_nothing(0.3)
+
+
+async def test_a_missed_last_broadcast_arrives_with_the_next_heartbeat(chat, room, settings):
+    settings.CHAT_PRESENCE_TTL = 2  # a heartbeat every 2/3 s
+    alice = await chat.join(room, "alice")
+    await alice.receive_type("presence")
+    # Posted by another process whose broadcast to this member was dropped; nothing follows it.
+    message = await post(room, "bob", "the last word")
+    await latest.record(room, message["id"])
+
+    assert await alice.receive_type("message", timeout=3) == message

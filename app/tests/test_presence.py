@@ -1,0 +1,82 @@
+"""Presence in Redis: shared by every consumer, updated on join and leave, swept when stale."""
+
+import asyncio
+
+import pytest
+import redis.asyncio
+
+from chat.services import presence
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_presence_is_shared_by_members_and_updated_when_one_leaves(chat, room):
+    alice = await chat.join(room, "alice")
+    assert (await alice.receive())["online"] == ["alice"]
+
+    bob = await chat.join(room, "bob")
+    assert await bob.receive() == {"type": "presence", "online": ["alice", "bob"]}
+    await alice.presence_becomes(["alice", "bob"])
+
+    await bob.close()
+    await alice.presence_becomes(["alice"])
+
+
+async def test_online_list_is_sorted_case_insensitively(chat, room):
+    await chat.join(room, "bob")
+    await chat.join(room, "Carol")
+    alice = await chat.join(room, "alice")
+
+    assert (await alice.receive_type("presence"))["online"] == ["alice", "bob", "Carol"]
+
+
+async def test_a_nick_open_in_two_tabs_is_listed_once_until_both_leave(chat, room):
+    tab1 = await chat.join(room, "alice")
+    tab2 = await chat.join(room, "alice")
+    bob = await chat.join(room, "bob")
+    await bob.presence_becomes(["alice", "bob"])
+
+    await tab1.close()
+    assert await bob.receives_nothing(0.3), "the online list did not change"
+    assert await presence.online(room) == ["alice", "bob"]
+
+    await tab2.close()
+    await bob.presence_becomes(["bob"])
+
+
+async def test_member_of_a_dead_process_is_swept_within_the_ttl(chat, room, settings):
+    settings.CHAT_PRESENCE_TTL = 2
+    # An entry nobody refreshes: what a daphne process killed mid-connection leaves behind.
+    await presence.touch(room, "specific.dead-process!gone", "ghost")
+
+    alice = await chat.join(room, "alice")
+
+    assert (await alice.receive_type("presence"))["online"] == ["alice", "ghost"]
+    await alice.presence_becomes(["alice"], timeout=settings.CHAT_PRESENCE_TTL + 3)
+
+
+async def test_heartbeats_keep_a_live_member_online_past_the_ttl(chat, room, settings):
+    settings.CHAT_PRESENCE_TTL = 2
+    await chat.join(room, "alice")
+
+    await asyncio.sleep(settings.CHAT_PRESENCE_TTL * 1.5)
+    bob = await chat.join(room, "bob")
+
+    assert (await bob.receive_type("presence"))["online"] == ["alice", "bob"]
+
+
+async def test_presence_key_expires_and_empties_so_it_never_only_grows(
+    chat, room, settings, redis_server
+):
+    settings.CHAT_PRESENCE_TTL = 10
+    client = redis.asyncio.Redis(port=redis_server.port, password=redis_server.password)
+    key = presence.presence_key(room)
+    alice = await chat.join(room, "alice")
+
+    ttl_while_occupied = await client.ttl(key)
+    await alice.close()
+    exists_after_leaving = await client.exists(key)
+    await client.aclose()
+
+    assert 0 < ttl_while_occupied <= 2 * settings.CHAT_PRESENCE_TTL
+    assert exists_after_leaving == 0
