@@ -3,6 +3,7 @@
 import logging
 import secrets
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
@@ -57,3 +58,34 @@ def readyz(request):
         {"status": "ok" if healthy else "error", "checks": results},
         status=200 if healthy else 503,
     )
+
+
+HEALTH_VIEWS = {"/healthz": healthz, "/readyz": readyz}
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz and /readyz before Host validation and the HTTPS redirect.
+
+    Container health checks call the process directly (Host: 127.0.0.1:8000, plain HTTP), which
+    ALLOWED_HOSTS and SECURE_SSL_REDIRECT would otherwise turn into a 400 or a 301 in production.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        view = HEALTH_VIEWS.get(request.path)
+        if self.async_mode:
+            return self._acall(request, view)
+        return view(request) if view else self.get_response(request)
+
+    async def _acall(self, request, view):
+        if view:
+            return await sync_to_async(view)(request)
+        return await self.get_response(request)

@@ -41,6 +41,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so redirects and errors produced by the middleware below carry the header too.
     "djchat.middleware.ServedByMiddleware",
+    # Before anything that validates the Host header or redirects to HTTPS (see its docstring).
+    "djchat.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "djchat.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -88,7 +90,8 @@ HTTPS = env_bool("DJANGO_HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
-# Container health checks speak plain HTTP to the process directly; they must not be redirected.
+# Container health checks speak plain HTTP to the process directly; they must not be redirected
+# (djchat.health.HealthCheckMiddleware already answers them first; this keeps it true without it).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0) if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)

@@ -27,7 +27,7 @@ async def test_online_list_is_sorted_case_insensitively(chat, room):
     await chat.join(room, "Carol")
     alice = await chat.join(room, "alice")
 
-    assert (await alice.receive_type("presence"))["online"] == ["alice", "bob", "Carol"]
+    await alice.presence_becomes(["alice", "bob", "Carol"])
 
 
 async def test_a_nick_open_in_two_tabs_is_listed_once_until_both_leave(chat, room):
