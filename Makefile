@@ -46,6 +46,7 @@ status: venv  ## Table of services, health and images
 	$(BIN)/ansible-playbook playbooks/status.yml
 
 lint: venv  ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/python scripts/variables-table.py --check
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
 	$(BIN)/ruff check .
