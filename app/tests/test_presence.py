@@ -72,6 +72,7 @@ async def test_presence_key_expires_and_empties_so_it_never_only_grows(
     client = redis.asyncio.Redis(port=redis_server.port, password=redis_server.password)
     key = presence.presence_key(room)
     alice = await chat.join(room, "alice")
+    await alice.receive_type("presence")  # the entry is written after the history frame
 
     ttl_while_occupied = await client.ttl(key)
     await alice.close()
