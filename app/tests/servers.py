@@ -145,23 +145,34 @@ class AppServer:
 
 
 @contextlib.contextmanager
-def daphne(env: dict[str, str], log: Path) -> Iterator[AppServer]:
-    """The app's ASGI process, as the image runs it, on a free loopback port."""
-    port = free_port()
+def app_process(command: list[str], port: int, env: dict[str, str], log: Path):
+    """Run one of the app's servers until the block ends; its output goes to `log`."""
     with log.open("w") as output:
         process = subprocess.Popen(
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "djchat.asgi:application"],
-            cwd=APP_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            command, cwd=APP_DIR, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     server = AppServer(port=port, process=process, log=log)
     try:
         try:
             wait_for_port(port, process)
         except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"daphne did not start: {error}\n{server.output()}") from None
+            raise RuntimeError(f"{command[2]} did not start: {error}\n{server.output()}") from None
         yield server
     finally:
         stop(process)
+
+
+def daphne(env: dict[str, str], log: Path):
+    """The asgi process type, as the image runs it, on a free loopback port."""
+    port = free_port()
+    command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--proxy-headers",
+               "djchat.asgi:application"]  # fmt: skip
+    return app_process(command, port, env, log)
+
+
+def gunicorn(env: dict[str, str], log: Path):
+    """The wsgi process type, with the app's gunicorn.conf.py (gevent workers by default)."""
+    port = free_port()
+    command = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "djchat.wsgi:application"]
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}
+    return app_process(command, port, env, log)

@@ -1,0 +1,128 @@
+"""The app as separate processes: two daphnes and gunicorn sharing a database and Redis.
+
+This is what the deployment runs behind nginx; a message or a login must cross process boundaries.
+"""
+
+import json
+import socket
+
+import pytest
+import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+HOSTNAME = socket.gethostname()
+
+
+def open_socket(server, room: str, nick: str | None = None, *, since=None, cookie=None):
+    query = "&".join(
+        f"{name}={value}" for name, value in (("nick", nick), ("since", since)) if value is not None
+    )
+    headers = {"Cookie": cookie} if cookie else None
+    return connect(
+        f"ws://127.0.0.1:{server.port}/ws/chat/{room}/?{query}",
+        origin=server.base_url,
+        additional_headers=headers,
+        open_timeout=10,
+    )
+
+
+def receive(ws, frame_type: str, timeout: float = 10) -> dict:
+    while True:
+        frame = json.loads(ws.recv(timeout=timeout))
+        if frame["type"] == frame_type:
+            return frame
+
+
+def presence_becomes(ws, online: list[str], timeout: float = 10) -> None:
+    while receive(ws, "presence", timeout)["online"] != online:
+        pass
+
+
+def test_members_on_different_daphne_processes_share_messages_and_presence(stack, room):
+    first, second = stack.asgi
+    with open_socket(first, room, "amy") as amy, open_socket(second, room, "ben") as ben:
+        presence_becomes(amy, ["amy", "ben"])
+        presence_becomes(ben, ["amy", "ben"])
+
+        amy.send(json.dumps({"type": "message", "text": "across processes"}))
+        arrived = receive(ben, "message")
+
+    assert (arrived["nick"], arrived["text"]) == ("amy", "across processes"), stack.describe_logs()
+
+
+def test_a_member_on_another_process_leaving_updates_presence(stack, room):
+    first, second = stack.asgi
+    with open_socket(first, room, "amy") as amy:
+        with open_socket(second, room, "ben"):
+            presence_becomes(amy, ["amy", "ben"])
+        presence_becomes(amy, ["amy"])
+
+
+def test_history_written_through_one_process_is_served_by_the_other(stack, room):
+    first, second = stack.asgi
+    with open_socket(first, room, "amy") as amy:
+        amy.send(json.dumps({"type": "message", "text": "remember me"}))
+        sent = receive(amy, "message")
+
+    with open_socket(second, room, "ben") as ben:
+        history = receive(ben, "history")
+
+    assert history["messages"] == [sent]
+    assert requests.get(f"{stack.wsgi.base_url}/api/rooms/{room}/messages", timeout=10).json() == [
+        sent
+    ]
+
+
+def test_login_served_by_gunicorn_authenticates_the_websocket_on_daphne(stack, room):
+    browser = requests.Session()
+    signup = f"{stack.wsgi.base_url}/accounts/signup/"
+    page = browser.get(signup, timeout=10)
+    username = f"member-{room[-6:]}"
+    response = browser.post(
+        signup,
+        data={
+            "username": username,
+            "password1": "a long passphrase 981",
+            "password2": "a long passphrase 981",
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+        },
+        headers={"Referer": signup},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.text
+    assert page.headers["X-Served-By"] == f"wsgi/{HOSTNAME}"
+    cookie = f"sessionid={browser.cookies['sessionid']}"
+
+    with open_socket(stack.asgi[1], room, "ignored-nick", cookie=cookie) as ws:
+        receive(ws, "history")
+        ws.send(json.dumps({"type": "message", "text": "it is me"}))
+        echoed = receive(ws, "message")
+
+    assert echoed["nick"] == username
+
+
+def test_daphne_refuses_a_foreign_origin_at_the_handshake(stack, room):
+    server = stack.asgi[0]
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            f"ws://127.0.0.1:{server.port}/ws/chat/{room}/?nick=amy",
+            origin="http://evil.example",
+            open_timeout=10,
+        )
+
+    assert refused.value.response.status_code == 403
+    assert "Origin 'http://evil.example' is not allowed" in server.output()
+
+
+@pytest.mark.parametrize(("kind", "process"), [("wsgi", "wsgi"), ("asgi", "asgi")])
+def test_each_process_type_answers_health_as_itself(stack, kind, process):
+    server = stack.wsgi if kind == "wsgi" else stack.asgi[0]
+
+    health = requests.get(f"{server.base_url}/healthz", timeout=10)
+    ready = requests.get(f"{server.base_url}/readyz", timeout=10)
+
+    assert health.json() == {"status": "ok", "process": process, "host": HOSTNAME}
+    assert health.headers["X-Served-By"] == f"{process}/{HOSTNAME}"
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
