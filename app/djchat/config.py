@@ -12,10 +12,15 @@ from urllib.parse import urlsplit, urlunsplit
 import dj_database_url
 
 # How long a connection attempt to Redis may take before the request (or the readiness probe) fails
-# instead of hanging. Reads are not given a socket timeout in the channel layer: channels_redis
-# blocks on BZPOPMIN for several seconds by design.
+# instead of hanging.
 REDIS_CONNECT_TIMEOUT_SECONDS = 2
 REDIS_CACHE_SOCKET_TIMEOUT_SECONDS = 2
+# channels_redis receives with BZPOPMIN blocking for 5 s (RedisChannelLayer.brpop_timeout), and
+# redis-py 8 defaults every socket read to a 5 s timeout: left alone the two race, and a consumer
+# whose read loses dies with "Timeout reading from redis" (its socket closes with 1011). The
+# channel layer's reads get a timeout well past the blocking call, still short enough to notice a
+# dead connection.
+CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS = 20
 
 # Seconds a SQLite writer waits for the lock before "database is locked"; several gunicorn and
 # daphne processes share one file.
@@ -89,6 +94,7 @@ def channel_layers(
                         "address": url,
                         "password": password,
                         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS,
                     }
                 ],
                 "prefix": "djchat:asgi",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from channels.layers import channel_layers
 from django.conf import settings
 from django.test.utils import override_settings
 
@@ -71,10 +72,13 @@ def app_settings(redis_server, collected_static):
 
 @pytest.fixture(autouse=True)
 def clean_redis(redis_server):
-    """Each test starts with an empty Redis: no presence, channels or cache left by another."""
+    """Each test starts with an empty Redis (no presence, channels or cache left by another) and a
+    new channel layer: channels_redis keeps asyncio locks bound to the loop that first used them,
+    and every async test has a loop of its own (a daphne process has one for its lifetime)."""
     client = redis.Redis(port=redis_server.port, password=redis_server.password)
     client.flushall()
     client.close()
+    channel_layers.backends.clear()
 
 
 @dataclass

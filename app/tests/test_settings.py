@@ -5,6 +5,7 @@ import re
 import subprocess
 
 import pytest
+from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
 from djchat import config
@@ -111,6 +112,16 @@ def test_postgres_url_selects_psycopg_and_the_password_setting_overrides_the_url
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db", 5432, "chat")
     assert (database["USER"], database["PASSWORD"]) == ("chat", "new")
+
+
+def test_channel_layer_reads_outlast_the_layers_blocking_receive():
+    # Otherwise redis-py's default read timeout (5 s) races channels_redis's 5 s BZPOPMIN and
+    # idle consumers die now and then with "Timeout reading from redis".
+    host = config.channel_layers("redis://r:6379/0", None, capacity=1, expiry=1, group_expiry=1)[
+        "default"
+    ]["CONFIG"]["hosts"][0]
+
+    assert host["socket_timeout"] > RedisChannelLayer.brpop_timeout * 2
 
 
 def test_default_database_is_on_the_data_volume_when_it_exists(tmp_path):
