@@ -166,7 +166,7 @@
     state.attempt = 0;
     setConnectionState("online", "connected", `served by ${frame.served_by}`);
     showNotice("");
-    ui.nickForm && (ui.nickForm.hidden = true);
+    if (ui.nickForm) ui.nickForm.hidden = true;
     ui.messageForm.hidden = false;
     ui.sendButton.disabled = false;
     frame.messages.forEach(renderMessage);
