@@ -77,14 +77,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         since = self.admission.since
         if since is None:
             history = await recent_messages(self.room, settings.CHAT_HISTORY_SIZE)
-            self.delivered_up_to = history[-1]["id"] if history else 0
         else:
             history = await messages_after(self.room, since, settings.CHAT_RESUME_LIMIT)
-            if history:
-                self.delivered_up_to = history[-1]["id"]
-            else:
-                # A `since` from the future (the room was reset) must not mute the next messages.
-                self.delivered_up_to = min(since, await latest_message_id(self.room))
+        if history:
+            self.delivered_up_to = history[-1]["id"]
+        else:
+            # The client has everything so far: an empty room, CHAT_HISTORY_SIZE=0, or a resume
+            # with nothing new. A `since` from the future (the room was reset) is clamped so it
+            # cannot mute the next messages.
+            latest_id = await latest_message_id(self.room)
+            self.delivered_up_to = latest_id if since is None else min(since, latest_id)
         await self.send_frame(protocol.history_frame(self.room, HOSTNAME, history))
 
     async def disconnect(self, code):

@@ -61,6 +61,27 @@ async def test_history_size_follows_the_setting(chat, room, settings):
     assert [message["id"] for message in alice.history["messages"]] == ids[-5:]
 
 
+async def test_without_history_only_new_messages_are_sent(chat, room, settings):
+    settings.CHAT_HISTORY_SIZE = 0
+    await seed(room, 3)
+    alice = await chat.join(room, "alice")
+
+    await alice.send({"type": "message", "text": "fresh"})
+    first = await alice.receive_type("message")
+
+    assert alice.history["messages"] == []
+    assert (first["id"], first["text"]) == (4, "fresh")
+
+
+async def test_since_beyond_the_latest_id_does_not_mute_new_messages(chat, room):
+    await seed(room, 2)
+    alice = await chat.join(room, "alice", since=500)
+
+    echoed = await alice.say("after a reset")
+
+    assert echoed["id"] == 3
+
+
 async def test_since_resume_returns_every_message_after_that_id(chat, room):
     ids = await seed(room, 70)
 
