@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import ASGI_SERVICE, Stack, wait_until
+from helpers import ASGI_SERVICE, Stack, docker, wait_until
 
 
 def expect(stack: Stack, key: str):
@@ -98,6 +98,59 @@ def test_gthread_workers_run_the_configured_threads(stack: Stack):
     # The worker's main thread plus at most `threads` request threads.
     assert max(counts) <= threads + 2, f"thread counts {counts} exceed {threads} threads"
     assert max(counts) > 1, f"no gthread worker ever ran a request thread: {counts}"
+
+
+def test_nginx_runs_the_configured_worker_processes(stack: Stack):
+    workers = str(expect(stack, "nginx_worker_processes"))
+    if not workers.isdigit():
+        pytest.skip(f"nginx_worker_processes is {workers!r}")
+    running = [p for p in stack.service("nginx").top() if "worker process" in p["args"]]
+    assert len(running) == int(workers), f"nginx runs {len(running)} workers: {running}"
+
+
+def size_in_bytes(size: str, binary_m: bool) -> int:
+    """A size as Redis reads it ("96mb" = 96 MiB but "96m" = 96 000 000) or, with binary_m,
+    as Docker does ("384m" = 384 MiB)."""
+    number, unit = re.fullmatch(r"(\d+)\s*([a-z]*)", size.strip().lower()).groups()
+    powers = {"": 0, "k": 1, "m": 2, "g": 3}
+    base = 1024 if unit.endswith("b") or binary_m else 1000
+    return int(number) * base ** powers[unit.rstrip("b")]
+
+
+def redis_cli(stack: Stack, *command: str) -> str:
+    """redis-cli in the redis container, authenticated with the password the role generated."""
+    password = (stack.project_dir / "secrets" / "redis_password").read_text().strip()
+    result = docker(
+        "exec", "-e", f"REDISCLI_AUTH={password}", stack.service("redis").name,
+        "redis-cli", *command,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def test_redis_answers_clients_with_the_password(stack: Stack):
+    assert redis_cli(stack, "PING") == "PONG"
+
+
+def test_redis_runs_with_the_configured_maxmemory(stack: Stack):
+    maxmemory = expect(stack, "redis_maxmemory")
+    # CONFIG is renamed away in the role's redis.conf; INFO reports the limit too.
+    info = dict(
+        line.split(":", 1)
+        for line in redis_cli(stack, "INFO", "memory").splitlines()
+        if ":" in line
+    )
+    assert info.get("maxmemory") == str(size_in_bytes(maxmemory, binary_m=False)), (
+        f"redis maxmemory is {info.get('maxmemory')} bytes, expected {maxmemory}"
+    )
+
+
+def test_asgi_containers_have_the_configured_memory_limit(stack: Stack):
+    limit = size_in_bytes(expect(stack, "asgi_memory"), binary_m=True)
+    for container in stack.services(ASGI_SERVICE):
+        assert container.attrs["HostConfig"]["Memory"] == limit, (
+            f"{container.name}: memory limit {container.attrs['HostConfig']['Memory']}, "
+            f"expected {limit}"
+        )
 
 
 # --- TLS -----------------------------------------------------------------------------------------
