@@ -1,0 +1,47 @@
+"""Fixtures of the resilience suite. It runs against a deployed stack described by the same
+E2E_* variables as tests/e2e (see tests/e2e/conftest.py) and shares that suite's helpers module
+(the Stack, the WebSocket ChatClient, wait_until): tests/e2e is put on sys.path here.
+
+  E2E_DISRUPTIVE=1                      allow the tests that kill, restart or redeploy services
+  DJCHAT_RESILIENCE_ENGINE_RESTART=1    also restart the Docker engine itself (CI only: every
+                                        other stack on the machine goes down with it)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+
+from helpers import Stack, unique
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    stack = Stack.from_environment()
+    stack.wait_ready(timeout=120)
+    return stack
+
+
+@pytest.fixture
+def room() -> str:
+    return unique("res")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    disruptive = Stack.from_environment().disruptive
+    engine = os.environ.get("DJCHAT_RESILIENCE_ENGINE_RESTART", "") in ("1", "true", "yes")
+    for item in items:
+        if "disruptive" in item.keywords and not disruptive:
+            item.add_marker(pytest.mark.skip(reason="disruptive: set E2E_DISRUPTIVE=1"))
+        if "engine_restart" in item.keywords and not engine:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="restarts dockerd: set DJCHAT_RESILIENCE_ENGINE_RESTART=1 "
+                    "(only where no other stack shares the engine, e.g. CI)"
+                )
+            )

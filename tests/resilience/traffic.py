@@ -1,0 +1,197 @@
+"""Background traffic for the resilience tests, built on tests/e2e/helpers.py (Stack, ChatClient,
+wait_until): chatters that keep talking while something hostile or broken happens, and count what
+they sent and what reached them. Loops are bounded in count and time; traffic goes only to the
+port nginx publishes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from helpers import ChatClient, Stack, unique, wait_until
+
+
+@dataclass
+class Chatter:
+    """One member that says something every `interval` seconds and records every message id and
+    text it receives. When its connection drops it reconnects (backoff with jitter) with
+    `since=<last id it has>`, as the protocol asks, and counts the reconnection."""
+
+    stack: Stack
+    room: str
+    nick: str
+    interval: float = 1.2
+    sent: list[str] = field(default_factory=list)
+    failed_sends: list[str] = field(default_factory=list)
+    received: dict[int, str] = field(default_factory=dict)
+    reconnects: int = 0
+    outage_seconds: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._client: ChatClient | None = None
+        self._thread = threading.Thread(target=self._run, name=f"chatter-{self.nick}", daemon=True)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> Chatter:
+        self._client = self._connect(deadline=time.monotonic() + 60)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._client is not None:
+            self._client.close()
+
+    # --- what it saw ------------------------------------------------------------------------
+
+    @property
+    def last_id(self) -> int:
+        return max(self.received, default=0)
+
+    def texts(self) -> set[str]:
+        return set(self.received.values())
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _record(self, frames: list[dict]) -> None:
+        for frame in frames:
+            if frame.get("type") == "message":
+                self.received[frame["id"]] = frame["text"]
+
+    def _connect(self, deadline: float) -> ChatClient:
+        delay = 0.2
+        while True:
+            try:
+                client = self.stack.chat(
+                    self.room, nick=self.nick, since=self.last_id or None, timeout=10
+                )
+            except (
+                OSError,
+                InvalidHandshake,
+                InvalidStatus,
+                TimeoutError,
+                AssertionError,
+            ) as error:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.nick} could not reconnect: {error!r}") from None
+                time.sleep(delay + random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
+                delay = min(delay * 2, 3.0)
+                continue
+            self._record(client.history_messages)
+            return client
+
+    def _reconnect(self) -> None:
+        if self._client is not None:
+            self._record(self._client.frames)
+            self._client.close()
+        started = time.monotonic()
+        self._client = self._connect(deadline=started + 180)
+        self.reconnects += 1
+        self.outage_seconds.append(time.monotonic() - started)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            client = self._client
+            assert client is not None
+            try:
+                if time.monotonic() >= next_at:
+                    text = unique(f"{self.nick}-says")
+                    client.send({"type": "message", "text": text})
+                    self.sent.append(text)
+                    next_at = time.monotonic() + self.interval
+                client.drain(quiet=0.2)
+                self._record(list(client.unmatched))
+                client.unmatched.clear()
+            except (ConnectionClosed, OSError) as error:
+                self.errors.append(repr(error))
+                try:
+                    self._reconnect()
+                except AssertionError as failure:
+                    self.errors.append(str(failure))
+                    return
+        if self._client is not None:
+            try:
+                self._client.drain(quiet=1.0)
+                self._record(list(self._client.unmatched))
+            except (ConnectionClosed, OSError) as error:
+                self.errors.append(repr(error))
+
+
+class Conversation:
+    """A few chatters in one room. `finish()` stops them, lets each one resume once more with
+    `since` to collect what was still in flight, and returns the figures: every message any of
+    them sent must have reached every one of them."""
+
+    def __init__(self, stack: Stack, size: int = 2, interval: float = 1.2, name: str = "talk"):
+        self.stack = stack
+        self.room = unique(f"res-{name}")
+        self.chatters = [
+            Chatter(stack, self.room, f"{name}{n}", interval=interval) for n in range(size)
+        ]
+        self.started = 0.0
+
+    def __enter__(self) -> Conversation:
+        self.started = time.monotonic()
+        for chatter in self.chatters:
+            chatter.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for chatter in self.chatters:
+            chatter.stop()
+
+    def finish(self) -> dict[str, object]:
+        for chatter in self.chatters:
+            chatter.stop()
+        # Messages whose echo was in flight when a connection dropped are in the database:
+        # one last resume per chatter collects them, as a real client's reconnect would.
+        for chatter in self.chatters:
+            with self.stack.chat(self.room, nick=chatter.nick, since=chatter.last_id or None) as c:
+                chatter._record(c.history_messages)
+        sent = {text for chatter in self.chatters for text in chatter.sent}
+        lost = {chatter.nick: sorted(sent - chatter.texts()) for chatter in self.chatters}
+        figures = {
+            "seconds": round(time.monotonic() - self.started, 1),
+            "chatters": len(self.chatters),
+            "messages_sent": len(sent),
+            "messages_received": {c.nick: len(c.texts() & sent) for c in self.chatters},
+            "messages_lost": sum(len(missing) for missing in lost.values()),
+            "reconnects": sum(c.reconnects for c in self.chatters),
+            "longest_outage_s": round(
+                max((s for c in self.chatters for s in c.outage_seconds), default=0), 1
+            ),
+        }
+        self.lost = lost
+        self.errors = [error for chatter in self.chatters for error in chatter.errors]
+        return figures
+
+    def assert_nothing_lost(self, figures: dict[str, object]) -> None:
+        assert figures["messages_sent"], "the conversation sent nothing"
+        assert figures["messages_lost"] == 0, (
+            f"messages lost: {self.lost}; figures {figures}; connection errors {self.errors[:5]} "
+            f"{self.stack.logs_hint()}"
+        )
+
+
+def wait_healthy(stack: Stack, services: set[str], timeout: float = 180) -> float:
+    """Seconds until every named service has a running, healthy container."""
+    started = time.monotonic()
+
+    def healthy() -> bool:
+        state = {c.service: (c.running, c.health) for c in stack.containers()}
+        return all(
+            state.get(s, (False, None))[0] and state[s][1] in (None, "healthy") for s in services
+        )
+
+    wait_until(healthy, timeout=timeout, interval=0.5, what=f"{sorted(services)} healthy")
+    return time.monotonic() - started
