@@ -27,7 +27,7 @@ class Chatter:
     nick: str
     interval: float = 1.2
     sent: list[str] = field(default_factory=list)
-    failed_sends: list[str] = field(default_factory=list)
+    resent: int = 0
     received: dict[int, str] = field(default_factory=dict)
     reconnects: int = 0
     outage_seconds: list[float] = field(default_factory=list)
@@ -87,6 +87,11 @@ class Chatter:
                 delay = min(delay * 2, 3.0)
                 continue
             self._record(client.history_messages)
+            # At least once, without duplicates: what was sent but is not in the room's history
+            # (the server went away before storing it) is sent again on the new connection.
+            for text in [t for t in self.sent if t not in self.texts()]:
+                client.send({"type": "message", "text": text})
+                self.resent += 1
             return client
 
     def _reconnect(self) -> None:
@@ -167,6 +172,7 @@ class Conversation:
             "messages_received": {c.nick: len(c.texts() & sent) for c in self.chatters},
             "messages_lost": sum(len(missing) for missing in lost.values()),
             "reconnects": sum(c.reconnects for c in self.chatters),
+            "resent_after_reconnect": sum(c.resent for c in self.chatters),
             "longest_outage_s": round(
                 max((s for c in self.chatters for s in c.outage_seconds), default=0), 1
             ),
@@ -195,3 +201,61 @@ def wait_healthy(stack: Stack, services: set[str], timeout: float = 180) -> floa
 
     wait_until(healthy, timeout=timeout, interval=0.5, what=f"{sorted(services)} healthy")
     return time.monotonic() - started
+
+
+class HttpProbe:
+    """GETs `path` every `interval` seconds in a thread and records what came back: figures are
+    requests sent and failed (anything but 200), and the longest run of failures in seconds."""
+
+    def __init__(self, stack: Stack, path: str = "/readyz", interval: float = 0.2):
+        self.stack = stack
+        self.path = path
+        self.interval = interval
+        self.results: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="http-probe", daemon=True)
+
+    def __enter__(self) -> HttpProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with self.stack.session() as session:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    outcome = str(session.get(self.stack.url(self.path), timeout=10).status_code)
+                except Exception as error:  # every failure is a data point
+                    outcome = type(error).__name__
+                self.results.append((started, outcome))
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def figures(self) -> dict[str, object]:
+        failed = [(t, outcome) for t, outcome in self.results if outcome != "200"]
+        longest, run_start, previous_failed = 0.0, None, False
+        for t, outcome in self.results:
+            if outcome != "200":
+                run_start = t if not previous_failed else run_start
+                previous_failed = True
+            else:
+                if previous_failed and run_start is not None:
+                    longest = max(longest, t - run_start)
+                previous_failed = False
+        if previous_failed and run_start is not None:
+            longest = max(longest, self.results[-1][0] - run_start)
+        kinds: dict[str, int] = {}
+        for _, outcome in failed:
+            kinds[outcome] = kinds.get(outcome, 0) + 1
+        return {
+            "requests_sent": len(self.results),
+            "requests_failed": len(failed),
+            "failures": kinds,
+            "longest_failure_s": round(longest, 1),
+        }
