@@ -1,0 +1,530 @@
+"""WebSocket load for the benchmarks: fan-out throughput and latency, and idle-connection capacity.
+
+bench/run.py starts this as its own process (a raised file limit, an event loop and CPU accounting
+of its own) and reads the one JSON document it prints. By hand:
+
+    python bench/wsload.py fanout   --url ws://127.0.0.1:18090 --rooms 4 --clients 10 --rates 10,40
+    python bench/wsload.py capacity --url ws://127.0.0.1:18090 --target 1000 --project djchat-bench
+
+The protocol is the app's (README.md, "WebSocket protocol"): connect to /ws/chat/<room>/?nick=..
+with an Origin the site accepts, read the history frame, send {"type": "message", "text": ..};
+every member of the room, the sender included, receives the MESSAGE frame with the room's next id.
+A bench message's text carries the step, the sender and the send time (time.perf_counter of this
+process, which also receives it), so the end-to-end latency needs no clock synchronisation.
+
+Every loop is bounded: steps by the rate list, each step by --step-seconds plus --drain-seconds,
+the capacity ramp by --target and --ramp-seconds, every connect and close by a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stackinfo
+
+BENCH_PREFIX = "bench"
+CONNECT_TIMEOUT_S = 20.0
+CLOSE_TIMEOUT_S = 30.0
+
+
+def raise_file_limit() -> int:
+    """Every socket is a file: take the hard limit as the soft one."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(
+        0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1)
+    )
+    return sorted_values[rank]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class StepStats:
+    latencies: list[float] = field(default_factory=list)
+    received: int = 0
+    last_at: float = 0.0
+
+
+@dataclass
+class Client:
+    room: str
+    nick: str
+    ws: ClientConnection | None = None
+    reader: asyncio.Task | None = None
+    history: asyncio.Event = field(default_factory=asyncio.Event)
+    last_id: int = 0
+    out_of_order: int = 0
+    errors: Counter = field(default_factory=Counter)
+
+
+class Load:
+    """The clients of one run and what they received."""
+
+    def __init__(self, base_url: str, origin: str):
+        self.base_url = base_url.rstrip("/")
+        self.origin = origin
+        self.steps: dict[int, StepStats] = {}
+        self.errors: Counter = Counter()
+
+    def url(self, room: str, nick: str) -> str:
+        return f"{self.base_url}/ws/chat/{room}/?nick={quote(nick)}"
+
+    async def open(self, client: Client, timeout: float = CONNECT_TIMEOUT_S) -> None:
+        """Connect and wait for the history frame (the server has then joined the room)."""
+
+        async def handshake() -> None:
+            client.ws = await connect(
+                self.url(client.room, client.nick),
+                origin=self.origin,
+                compression=None,  # the measured cost is the stack's, not zlib's in this client
+                open_timeout=timeout,
+                ping_interval=None,  # daphne pings; the client answers
+                close_timeout=5,
+                max_size=2**20,
+            )
+            client.reader = asyncio.create_task(self.read(client))
+            await client.history.wait()
+
+        try:
+            await asyncio.wait_for(handshake(), timeout)
+        except BaseException:
+            await self.abort(client)
+            raise
+
+    async def read(self, client: Client) -> None:
+        assert client.ws is not None
+        with contextlib.suppress(Exception):
+            async for raw in client.ws:
+                now = time.perf_counter()
+                frame = json.loads(raw)
+                kind = frame.get("type")
+                if kind == "message":
+                    message_id = frame["id"]
+                    if message_id != client.last_id + 1:
+                        client.out_of_order += 1
+                    client.last_id = max(client.last_id, message_id)
+                    text = frame.get("text", "")
+                    if text.startswith(BENCH_PREFIX + " "):
+                        _, step, _sender, _seq, sent_at = text.split(" ")
+                        stats = self.steps.setdefault(int(step), StepStats())
+                        stats.latencies.append(now - float(sent_at))
+                        stats.received += 1
+                        stats.last_at = now
+                elif kind == "history":
+                    messages = frame.get("messages") or []
+                    client.last_id = messages[-1]["id"] if messages else 0
+                    client.history.set()
+                elif kind == "error":
+                    client.errors[frame.get("code", "?")] += 1
+                    self.errors[frame.get("code", "?")] += 1
+
+    @staticmethod
+    async def abort(client: Client) -> None:
+        if client.reader is not None:
+            client.reader.cancel()
+        if client.ws is not None:
+            client.ws.transport.abort()
+
+    async def close_all(self, clients: list[Client]) -> dict:
+        """Close every connection cleanly within CLOSE_TIMEOUT_S, then abort what is left."""
+        started = time.perf_counter()
+
+        async def close(client: Client) -> None:
+            if client.ws is not None:
+                await client.ws.close()
+
+        pending = [asyncio.create_task(close(client)) for client in clients]
+        done, not_done = (
+            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
+            if pending
+            else ((), ())
+        )
+        for client in clients:
+            await self.abort(client)
+        for task in not_done:
+            task.cancel()
+        return {
+            "closed": len(done),
+            "aborted": len(not_done),
+            "seconds": time.perf_counter() - started,
+        }
+
+
+async def open_many(
+    load: Load, clients: list[Client], concurrency: int
+) -> list[Client]:
+    """Open the clients with at most `concurrency` handshakes in flight; return the failures."""
+    gate = asyncio.Semaphore(concurrency)
+    failed: list[Client] = []
+
+    async def one(client: Client) -> None:
+        async with gate:
+            try:
+                await load.open(client)
+            except Exception:  # noqa: BLE001 (any failure counts as a failed connect)
+                failed.append(client)
+
+    await asyncio.gather(*(one(client) for client in clients))
+    return failed
+
+
+# --- fan-out ------------------------------------------------------------------------------------
+
+
+async def send_at_rate(
+    client: Client, step: int, rate: float, seconds: float, index: int
+) -> int:
+    """Open-loop sender: message k leaves at start + k / rate whatever the replies do."""
+    assert client.ws is not None
+    count = max(1, round(rate * seconds))
+    start = time.perf_counter()
+    sent = 0
+    for k in range(count):
+        delay = start + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        text = f"{BENCH_PREFIX} {step} {index} {k} {time.perf_counter():.6f}"
+        try:
+            await client.ws.send(json.dumps({"type": "message", "text": text}))
+        except Exception:  # noqa: BLE001 (a closed connection ends this sender)
+            break
+        sent += 1
+    return sent
+
+
+async def fanout(args: argparse.Namespace) -> dict:
+    load = Load(args.url, args.origin)
+    rooms = [f"{args.room_prefix}-{r}" for r in range(args.rooms)]
+    members = {
+        room: [Client(room, f"b{r}c{c}") for c in range(args.clients)]
+        for r, room in enumerate(rooms)
+    }
+    clients = [client for room in rooms for client in members[room]]
+
+    started = time.perf_counter()
+    failed = await open_many(load, clients, args.concurrency)
+    connect_seconds = time.perf_counter() - started
+    result: dict = {
+        "rooms": args.rooms,
+        "clients_per_room": args.clients,
+        "connections": len(clients),
+        "connect_failures": len(failed),
+        "connect_seconds": round(connect_seconds, 2),
+        "step_seconds": args.step_seconds,
+        "p99_limit_ms": args.p99_limit_ms,
+        "steps": [],
+    }
+    if failed:
+        result["error"] = f"{len(failed)} of {len(clients)} clients could not connect"
+        await load.close_all(clients)
+        return result
+    await asyncio.sleep(args.settle_seconds)  # the join presence broadcasts die down
+
+    for step, rate in enumerate(args.rates):
+        per_room = rate / args.rooms
+        host_before = stackinfo.host_cpu_times()
+        cpu_before = cpu_seconds()
+        step_start = time.perf_counter()
+        sent = await asyncio.gather(
+            *(
+                send_at_rate(members[room][0], step, per_room, args.step_seconds, r)
+                for r, room in enumerate(rooms)
+            )
+        )
+        send_end = time.perf_counter()
+        expected = sum(count * args.clients for count in sent)
+        stats = load.steps.setdefault(step, StepStats())
+        deadline = send_end + args.drain_seconds
+        while stats.received < expected and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+        # Message k leaves at k / rate: the send window is the step, whatever the last sleep did.
+        window = max(args.step_seconds, (stats.last_at or send_end) - step_start)
+        latencies = sorted(stats.latencies)
+        client_cpu = (cpu_seconds() - cpu_before) / max(
+            1e-9, time.perf_counter() - step_start
+        )
+        row = {
+            "offered_send_rate": rate,
+            "offered_delivery_rate": rate * args.clients,
+            "sent": sum(sent),
+            "expected": expected,
+            "delivered": stats.received,
+            "lost": max(0, expected - stats.received),
+            "send_rate": round(sum(sent) / args.step_seconds, 1),
+            "delivered_rate": round(stats.received / max(1e-9, window), 1),
+            "p50_ms": round(1000 * percentile(latencies, 50), 2) if latencies else None,
+            "p99_ms": round(1000 * percentile(latencies, 99), 2) if latencies else None,
+            "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
+            "host_cpu_busy": stackinfo.host_cpu_busy(host_before),
+            "client_cpu": round(client_cpu, 2),
+        }
+        stats.latencies = []  # keep memory flat across steps
+        result["steps"].append(row)
+        print(f"fanout step {step}: {json.dumps(row)}", file=sys.stderr, flush=True)
+        saturated = (
+            row["delivered_rate"]
+            < args.min_delivered_fraction * row["offered_delivery_rate"]
+        )
+        if row["lost"] or saturated or (row["p99_ms"] or 0) > args.stop_p99_ms:
+            result["stopped"] = (
+                "lost messages"
+                if row["lost"]
+                else ("saturated" if saturated else "p99 above the stop limit")
+            )
+            break
+        await asyncio.sleep(args.pause_seconds)
+
+    result["out_of_order"] = sum(client.out_of_order for client in clients)
+    result["errors"] = dict(load.errors)
+    result["close"] = await load.close_all(clients)
+    good = [
+        s
+        for s in result["steps"]
+        if s["lost"] == 0
+        and s["p99_ms"] is not None
+        and s["p99_ms"] < args.p99_limit_ms
+    ]
+    result["best_delivered_rate_within_p99_limit"] = max(
+        (s["delivered_rate"] for s in good), default=0
+    )
+    return result
+
+
+# --- capacity -----------------------------------------------------------------------------------
+
+
+async def capacity(args: argparse.Namespace) -> dict:
+    load = Load(args.url, args.origin)
+    proxy = stackinfo.docker_proxy(args.port)
+    proxy_limit = None
+    if proxy and args.raise_proxy_nofile:
+        proxy_limit = stackinfo.raise_proxy_file_limit(
+            proxy["pid"], 8 * args.target + 1024
+        )
+    baseline = await asyncio.to_thread(stackinfo.memory_by_container, args.project)
+    proxy_before = stackinfo.docker_proxy(args.port)
+
+    clients: list[Client] = []
+    held = 0
+    failures: Counter = Counter()
+    consecutive_failures = 0
+    timeline: list[tuple[float, int, int]] = []
+    gate = asyncio.Semaphore(args.concurrency)
+    started = time.perf_counter()
+    deadline = started + args.ramp_seconds
+    stop = asyncio.Event()
+
+    async def one(index: int) -> None:
+        nonlocal held, consecutive_failures
+        async with gate:
+            if stop.is_set() or time.perf_counter() > deadline:
+                return
+            room = f"{args.room_prefix}-{index // args.per_room}"
+            client = Client(room, f"i{index}")
+            try:
+                await load.open(
+                    client,
+                    timeout=min(
+                        CONNECT_TIMEOUT_S, max(1.0, deadline - time.perf_counter())
+                    ),
+                )
+            except Exception as error:  # noqa: BLE001
+                failures[type(error).__name__] += 1
+                consecutive_failures += 1
+                if consecutive_failures >= args.max_consecutive_failures:
+                    stop.set()
+                return
+            consecutive_failures = 0
+            clients.append(client)
+            held += 1
+
+    async def sample() -> None:
+        while True:
+            timeline.append(
+                (round(time.perf_counter() - started, 1), held, sum(failures.values()))
+            )
+            await asyncio.sleep(1)
+
+    sampler = asyncio.create_task(sample())
+    host_before = stackinfo.host_cpu_times()
+    await asyncio.gather(*(one(i) for i in range(args.target)))
+    ramp_seconds = time.perf_counter() - started
+    opened = held
+
+    # Hold: the connections stay open, idle but for daphne's pings and the app's presence
+    # heartbeats; count the ones still open at the end.
+    await asyncio.sleep(args.hold_seconds)
+    alive = sum(
+        1
+        for c in clients
+        if c.ws is not None and c.reader is not None and not c.reader.done()
+    )
+    held_memory = await asyncio.to_thread(stackinfo.memory_by_container, args.project)
+    proxy_held = stackinfo.docker_proxy(args.port)
+    host_busy = stackinfo.host_cpu_busy(host_before)
+    timeline.append(
+        (round(time.perf_counter() - started, 1), alive, sum(failures.values()))
+    )
+    sampler.cancel()
+
+    close = await load.close_all(clients)
+    stack_delta = sum(held_memory.values()) - sum(
+        baseline.get(name, 0) for name in held_memory
+    )
+    result = {
+        "target": args.target,
+        "opened": opened,
+        "held": alive,
+        "ramp_seconds": round(ramp_seconds, 1),
+        "hold_seconds": args.hold_seconds,
+        "failures": dict(failures),
+        "stopped_early": stop.is_set(),
+        "memory_baseline_bytes": baseline,
+        "memory_held_bytes": held_memory,
+        "memory_per_connection_bytes": round(stack_delta / alive) if alive else None,
+        "host_cpu_busy": host_busy,
+        "docker_proxy": {
+            "file_limit_raised_to": proxy_limit,
+            "before": proxy_before,
+            "held": proxy_held,
+            "rss_per_connection_bytes": (
+                round((proxy_held["rss_bytes"] - proxy_before["rss_bytes"]) / alive)
+                if alive and proxy_before and proxy_held
+                else None
+            ),
+        },
+        "client_rss_bytes": stackinfo.rss_bytes(os.getpid()),
+        "close": close,
+        "timeline": timeline,
+    }
+    return result
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--url", default="ws://127.0.0.1:18090", help="WebSocket base URL (nginx)"
+    )
+    parser.add_argument(
+        "--origin",
+        default=None,
+        help="Origin header (default: the http:// form of --url)",
+    )
+    parser.add_argument("--room-prefix", default="bench")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="handshakes in flight at once"
+    )
+    sub = parser.add_subparsers(dest="mode", required=True)
+
+    fan = sub.add_parser(
+        "fanout", help="R rooms x C clients, one sender per room at increasing rates"
+    )
+    fan.add_argument("--rooms", type=int, default=10)
+    fan.add_argument(
+        "--clients", type=int, default=20, help="clients per room, the sender included"
+    )
+    fan.add_argument(
+        "--rates",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[10, 50, 100],
+        help="total messages sent per second, one step each",
+    )
+    fan.add_argument("--step-seconds", type=float, default=10)
+    fan.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=10,
+        help="wait for late deliveries after a step",
+    )
+    fan.add_argument("--pause-seconds", type=float, default=1)
+    fan.add_argument("--settle-seconds", type=float, default=2)
+    fan.add_argument(
+        "--p99-limit-ms",
+        type=float,
+        default=100,
+        help="the latency aim a step is judged by",
+    )
+    fan.add_argument(
+        "--stop-p99-ms",
+        type=float,
+        default=2000,
+        help="no further steps above this p99",
+    )
+    fan.add_argument(
+        "--min-delivered-fraction",
+        type=float,
+        default=0.8,
+        help="no further steps once deliveries fall below this share of the offered rate",
+    )
+
+    cap = sub.add_parser(
+        "capacity", help="ramp idle connections toward --target and hold them"
+    )
+    cap.add_argument("--target", type=int, default=10000)
+    cap.add_argument("--per-room", type=int, default=20, help="connections per room")
+    cap.add_argument("--ramp-seconds", type=float, default=150)
+    cap.add_argument("--hold-seconds", type=float, default=15)
+    cap.add_argument("--max-consecutive-failures", type=int, default=200)
+    cap.add_argument(
+        "--project",
+        default="djchat-bench",
+        help="compose project whose memory is measured",
+    )
+    cap.add_argument(
+        "--port",
+        type=int,
+        default=18090,
+        help="published port (its docker-proxy is measured)",
+    )
+    cap.add_argument(
+        "--raise-proxy-nofile",
+        action="store_true",
+        help="raise the file limit of this port's docker-proxy process (see bench/README.md)",
+    )
+    args = parser.parse_args(argv)
+    if args.origin is None:
+        args.origin = (
+            args.url.replace("ws://", "http://", 1)
+            .replace("wss://", "https://", 1)
+            .rstrip("/")
+        )
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    limit = raise_file_limit()
+    runner = fanout if args.mode == "fanout" else capacity
+    result = asyncio.run(runner(args))
+    result["client_file_limit"] = limit
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
