@@ -59,7 +59,9 @@ def table() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether README.md is current")
+    parser.add_argument(
+        "--check", action="store_true", help="only report whether README.md is current"
+    )
     args = parser.parse_args()
 
     readme = README.read_text()
@@ -73,7 +75,10 @@ def main() -> int:
     if updated == readme:
         return 0
     if args.check:
-        print("README.md's variable table is out of date: run `python scripts/variables-table.py`", file=sys.stderr)
+        print(
+            "README.md's variable table is out of date: run `python scripts/variables-table.py`",
+            file=sys.stderr,
+        )
         return 1
     README.write_text(updated)
     return 0
