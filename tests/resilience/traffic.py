@@ -45,9 +45,13 @@ class Chatter:
         self._thread.start()
         return self
 
+    def signal_stop(self) -> None:
+        self._stop.set()
+
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"{self.nick} did not stop within {timeout} s"
         if self._client is not None:
             self._client.close()
 
@@ -94,6 +98,20 @@ class Chatter:
                 self.resent += 1
             return client
 
+    def collect(self) -> None:
+        """Resume once more with `since` (retrying) and record what comes; send nothing."""
+        self._client = None
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self.stack.chat(self.room, nick=self.nick, since=self.last_id or None) as c:
+                    self._record(c.history_messages)
+                    return
+            except (OSError, InvalidHandshake, InvalidStatus, TimeoutError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def _reconnect(self) -> None:
         if self._client is not None:
             self._record(self._client.frames)
@@ -119,6 +137,8 @@ class Chatter:
                 client.unmatched.clear()
             except (ConnectionClosed, OSError) as error:
                 self.errors.append(repr(error))
+                if self._stop.is_set():
+                    return
                 try:
                     self._reconnect()
                 except AssertionError as failure:
@@ -153,16 +173,21 @@ class Conversation:
 
     def __exit__(self, *exc_info: object) -> None:
         for chatter in self.chatters:
+            chatter.signal_stop()
+        for chatter in self.chatters:
             chatter.stop()
 
     def finish(self) -> dict[str, object]:
+        # All fall silent at once, so that each one's last read ends a moment after the others.
+        for chatter in self.chatters:
+            chatter.signal_stop()
         for chatter in self.chatters:
             chatter.stop()
         # Messages whose echo was in flight when a connection dropped are in the database:
         # one last resume per chatter collects them, as a real client's reconnect would.
+        # It retries like any reconnect (a handshake can fail right after a fault).
         for chatter in self.chatters:
-            with self.stack.chat(self.room, nick=chatter.nick, since=chatter.last_id or None) as c:
-                chatter._record(c.history_messages)
+            chatter.collect()
         sent = {text for chatter in self.chatters for text in chatter.sent}
         lost = {chatter.nick: sorted(sent - chatter.texts()) for chatter in self.chatters}
         figures = {
@@ -183,9 +208,19 @@ class Conversation:
 
     def assert_nothing_lost(self, figures: dict[str, object]) -> None:
         assert figures["messages_sent"], "the conversation sent nothing"
+        ids = {text: id_ for chatter in self.chatters for id_, text in chatter.received.items()}
+        detail = {
+            chatter.nick: {
+                "missing_ids": sorted(ids.get(text, -1) for text in missing),
+                "ids_received": len(chatter.received),
+                "last_id": chatter.last_id,
+            }
+            for chatter in self.chatters
+            if (missing := self.lost[chatter.nick])
+        }
         assert figures["messages_lost"] == 0, (
-            f"messages lost: {self.lost}; figures {figures}; connection errors {self.errors[:5]} "
-            f"{self.stack.logs_hint()}"
+            f"messages lost: {self.lost} ({detail}); figures {figures}; connection errors "
+            f"{self.errors[:5]} {self.stack.logs_hint()}"
         )
 
 
