@@ -19,7 +19,9 @@ from helpers import Stack, unique
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     stack = Stack.from_environment()
-    stack.wait_ready(timeout=60)
+    # HTTP only: a broken WebSocket route must fail the WebSocket tests, each with its reason,
+    # not every test at setup.
+    stack.wait_ready(timeout=60, websocket=False)
     return stack
 
 

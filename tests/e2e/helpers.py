@@ -151,15 +151,18 @@ class Stack:
         with self.session() as session:
             return session.get(self.url(path), timeout=kwargs.pop("timeout", 15), **kwargs)
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until nginx answers /readyz with 200 and a WebSocket gets its history frame."""
+    def wait_ready(self, timeout: float = 120.0, websocket: bool = True) -> None:
+        """Until nginx answers /readyz with 200 and, with `websocket`, a WebSocket gets its
+        history frame."""
 
         def ready() -> bool:
             response = self.get("/readyz", timeout=5)
             if response.status_code != 200:
                 return False
-            with self.chat(unique("e2e-ready"), nick="probe", timeout=5) as client:
-                return client.served_by != ""
+            if websocket:
+                with self.chat(unique("e2e-ready"), nick="probe", timeout=5) as client:
+                    return client.served_by != ""
+            return True
 
         wait_until(ready, timeout=timeout, interval=1.0, what=f"{self.base_url} to be ready")
 
