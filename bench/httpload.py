@@ -39,26 +39,37 @@ def parse_wrk(output: str) -> dict:
     return result
 
 
-def wrk(url: str, connections: int, seconds: float, threads: int = 2) -> dict:
+def wrk(
+    url: str,
+    connections: int,
+    seconds: float,
+    threads: int = 2,
+    project: str | None = None,
+    port: int = 18090,
+) -> dict:
     """One wrk run. Browsers ask for gzip, so the load does too (nginx compresses what is worth it)."""
     argv = [
-        "wrk",
-        f"-t{min(threads, connections)}",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        "--latency",
-        "--timeout",
-        "10s",
-        "-H",
-        "Accept-Encoding: gzip",
-        url,
-    ]
+        "wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds:g}s",
+        "--latency", "--timeout", "10s", "-H", "Accept-Encoding: gzip", url,
+    ]  # fmt: skip
     before = stackinfo.host_cpu_times()
+    meter = stackinfo.CpuMeter(project, port)
+    meter.start()
     completed = subprocess.run(
         argv, capture_output=True, text=True, timeout=seconds + 60, check=True
     )
     result = parse_wrk(completed.stdout)
     result["host_cpu_busy"] = stackinfo.host_cpu_busy(before)
+    result.update(meter.stop())
+    if result.get("stack_cpu_seconds") and result["requests"]:
+        # CPU spent per request: the figure least moved by other work on the cores.
+        per = 1000 / result["requests"]
+        result["stack_cpu_ms_per_request"] = round(
+            per * sum(result["stack_cpu_seconds"].values()), 3
+        )
+        result["engine_cpu_ms_per_request"] = round(
+            per * sum(result["engine_cpu_seconds"].values()), 3
+        )
     result["connections"] = connections
     result["seconds"] = seconds
     return result

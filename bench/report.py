@@ -99,6 +99,13 @@ def table(results: dict) -> list[str]:
             )
         add("best req/s", lambda d, _p, e=endpoint: best_http(d, e))
         add(
+            "stack CPU ms per request (all levels)",
+            lambda d, _p, e=endpoint: _cpu_per(
+                _get(d, "http", e, default=[]), "requests", 1e3
+            ),
+            2,
+        )
+        add(
             "errors (socket + non-2xx, all levels)",
             lambda d, _p, e=endpoint: sum(
                 r["socket_errors"] + r["non_2xx"]
@@ -134,6 +141,12 @@ def table(results: dict) -> list[str]:
         show_ratio=False,
     )
     add(
+        "stack CPU µs per delivered message (all steps)",
+        lambda d, _p: _cpu_per(
+            _get(d, "fanout", "steps", default=[]), "delivered", 1e6
+        ),
+    )
+    add(
         "messages lost (all steps)",
         lambda d, _p: (
             sum(s["lost"] for s in _get(d, "fanout", "steps", default=[]))
@@ -148,6 +161,11 @@ def table(results: dict) -> list[str]:
         f"{fmt(load.get('cap_ramp_seconds'))} s at most, held {fmt(load.get('cap_hold_seconds'))} s)"
     )
     add("connections held", lambda d, _p: _get(d, "capacity", "held"))
+    add(
+        "— ramp stopped by",
+        lambda d, _p: _capacity_limit(_get(d, "capacity")),
+        show_ratio=False,
+    )
     add(
         "ramp seconds",
         lambda d, _p: _get(d, "capacity", "ramp_seconds"),
@@ -249,6 +267,15 @@ def table(results: dict) -> list[str]:
     return lines
 
 
+def _cpu_per(rows: list[dict], count_key: str, scale: float):
+    """CPU the stack's containers used per request or delivery, over all rows that have it."""
+    rows = [r for r in rows if r.get("stack_cpu_seconds")]
+    count = sum(r[count_key] for r in rows)
+    if not count:
+        return None
+    return scale * sum(sum(r["stack_cpu_seconds"].values()) for r in rows) / count
+
+
 def _latency(row):
     if not row or row.get("p50_ms") is None:
         return None
@@ -269,6 +296,16 @@ def _compose_stopped(entry):
     if not entry:
         return None
     return entry["seconds"] if entry["ok"] else f"failed after {entry['seconds']:.1f}"
+
+
+def _capacity_limit(cap):
+    if not cap:
+        return None
+    if cap["failures"]:
+        return "failures: " + ", ".join(f"{k} {v}" for k, v in cap["failures"].items())
+    if cap.get("limited_by_proxy"):
+        return f"docker-proxy's file limit ({cap['proxy_cap']:,})"
+    return "target reached" if cap["opened"] >= cap["target"] else "time bound"
 
 
 def _kib(value):

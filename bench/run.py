@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -373,7 +374,11 @@ class Bench:
             rows = []
             for connections in self.load.http_levels:
                 row = httpload.wrk(
-                    self.http_url + path, connections, self.load.http_seconds
+                    self.http_url + path,
+                    connections,
+                    self.load.http_seconds,
+                    project=self.project,
+                    port=self.port,
                 )
                 log(
                     f"{profile} http {path} c={connections}: {row['rps']:.0f} req/s p50 {row['p50_ms']} ms "
@@ -419,6 +424,10 @@ class Bench:
                 str(load.fan_step_seconds),
                 "--drain-seconds",
                 str(load.fan_drain_seconds),
+                "--project",
+                self.project,
+                "--port",
+                str(self.port),
             ],
             f"{profile}-fanout",
             timeout=bound,
@@ -459,6 +468,19 @@ class Bench:
             f"{result['failures']}), {result['memory_per_connection_bytes']} B/connection"
         )
         return result
+
+    def ensure_port_answers(self, profile: str) -> None:
+        """docker-proxy exits when it runs out of files; restart nginx to get the port back."""
+        try:
+            urllib.request.urlopen(self.http_url + "/healthz", timeout=5).read()
+            return
+        except OSError:
+            pass
+        self.results["notes"].append(
+            f"{profile}: the published port stopped answering after the capacity test "
+            "(docker-proxy out of files); nginx was restarted."
+        )
+        self.compose("restart", "nginx", name=f"{profile}-restart-nginx")
 
     def images(self) -> dict:
         """The role's app image next to the seed-style one, sizes and from-scratch build times."""
@@ -580,6 +602,7 @@ class Bench:
                     entry["fanout"] = self.fanout(profile)
                 if "capacity" not in self.args.skip:
                     entry["capacity"] = self.capacity(profile)
+                    self.ensure_port_answers(profile)
                 entry["concurrent_work"] = stackinfo.heavy_processes()
                 self.results["profiles"][profile] = entry
                 self.save()

@@ -67,6 +67,127 @@ def memory_by_container(project: str) -> dict[str, int]:
     return usage
 
 
+def _cgroup_cpu_seconds(container_id: str) -> float | None:
+    """CPU time a container has used, from its cgroup (v1 cpuacct or v2 cpu.stat)."""
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    for v2 in (
+        Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"),
+        Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat"),
+    ):
+        if v2.exists():
+            for line in v2.read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+    return None
+
+
+def cpu_by_container(project: str) -> dict[str, float]:
+    """CPU seconds used so far by each running container of the project."""
+    out = run(
+        [
+            "docker", "ps", "--no-trunc",
+            "--filter", f"label=com.docker.compose.project={project}",
+            "--format", "{{.ID}} {{.Names}}",
+        ]
+    )  # fmt: skip
+    usage = {}
+    for line in out.splitlines():
+        container_id, name = line.split()
+        seconds = _cgroup_cpu_seconds(container_id)
+        if seconds is not None:
+            usage[name] = seconds
+    return usage
+
+
+def service_name(container: str) -> str:
+    """djchat-bench-asgi1-1 -> asgi1"""
+    return container.rsplit("-", 2)[-2]
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per service between two cpu_by_container() readings."""
+    return {
+        service_name(name): round(after[name] - before[name], 3)
+        for name in after
+        if name in before
+    }
+
+
+class CpuMeter:
+    """CPU the stack's containers and the engine's helpers spend between start() and stop()."""
+
+    def __init__(self, project: str | None, port: int):
+        self.project, self.port = project, port
+
+    def start(self) -> None:
+        if self.project:
+            self.containers = cpu_by_container(self.project)
+            self.engine = engine_cpu(self.project, self.port)
+
+    def stop(self) -> dict:
+        if not self.project:
+            return {}
+        engine = engine_cpu(self.project, self.port)
+        return {
+            "stack_cpu_seconds": cpu_delta(
+                self.containers, cpu_by_container(self.project)
+            ),
+            "engine_cpu_seconds": {
+                k: round(engine[k] - self.engine.get(k, 0.0), 3) for k in engine
+            },
+        }
+
+
+def _process_cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def engine_cpu(project: str, port: int) -> dict[str, float]:
+    """CPU seconds used so far by the engine's processes outside the containers' cgroups:
+    dockerd and containerd (shared with every other project on the machine), the shims of this
+    project's containers (they copy the containers' stdout, i.e. the access logs) and the
+    docker-proxy of the bench port."""
+    out = run(
+        [
+            "docker", "ps", "--no-trunc", "-q",
+            "--filter", f"label=com.docker.compose.project={project}",
+        ]
+    )  # fmt: skip
+    ids = set(out.split())
+    usage: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _proc_cmdline(int(entry.name))
+        if not argv or not argv[0]:
+            continue
+        name = os.path.basename(argv[0])
+        if name == "containerd-shim-runc-v2":
+            if "-id" not in argv or argv[argv.index("-id") + 1] not in ids:
+                continue
+            key = "shims"
+        elif name == "docker-proxy":
+            if "-host-port" not in argv or argv[argv.index("-host-port") + 1] != str(
+                port
+            ):
+                continue
+            key = "docker-proxy"
+        elif name in ("dockerd", "containerd"):
+            key = name
+        else:
+            continue
+        seconds = _process_cpu_seconds(int(entry.name))
+        if seconds is not None:
+            usage[key] = usage.get(key, 0.0) + seconds
+    return usage
+
+
 def _proc_cmdline(pid: int) -> list[str]:
     try:
         return (
@@ -113,20 +234,28 @@ def docker_proxy(port: int) -> dict | None:
     return None
 
 
-def raise_proxy_file_limit(pid: int, wanted: int) -> int | None:
-    """Raise one docker-proxy's open-file limit to `wanted` when it is lower.
+def raise_proxy_file_limit(pid: int, wanted: int) -> dict:
+    """Try to raise one docker-proxy's open-file limit to `wanted`.
 
     dockerd started from a shell (no systemd here) passes its own limit on to the proxy, and the
-    proxy holds up to six files per proxied connection (the two sockets, and the two pipes Go's
-    splice copies through, pooled and freed only by the garbage collector): with a limit of 20000
-    it stops near 3,300 WebSockets. systemd's docker.service raises it; this does the same for the one process serving
-    the bench port, and the results say so. Returns the new limit, or None when nothing changed.
+    proxy holds up to six files per proxied connection (the two sockets, and a pipe per direction
+    for Go's splice), so a limit of 20000 stops it near 3,300 WebSockets whatever the stack does.
+    Raising a hard limit needs CAP_SYS_RESOURCE, which a sandboxed root may lack: then the soft
+    limit goes up to the hard one and the result says so.
     """
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    if soft >= wanted:
-        return None
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
-    return wanted
+    outcome = {"before": [soft, hard], "wanted": wanted}
+    try:
+        if soft < wanted:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except PermissionError:
+        outcome["error"] = (
+            "not permitted (no CAP_SYS_RESOURCE): soft limit raised to the hard one"
+        )
+        if soft < hard:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
+    outcome["after"] = list(resource.prlimit(pid, resource.RLIMIT_NOFILE))
+    return outcome
 
 
 def host_cpu_times() -> tuple[int, int]:

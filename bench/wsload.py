@@ -39,6 +39,10 @@ import stackinfo
 BENCH_PREFIX = "bench"
 CONNECT_TIMEOUT_S = 20.0
 CLOSE_TIMEOUT_S = 30.0
+# Files docker-proxy holds per proxied connection (two sockets, a splice pipe per direction),
+# and the files kept spare for everything else it does.
+PROXY_FILES_PER_CONNECTION = 6
+PROXY_FILE_MARGIN = 500
 
 
 def raise_file_limit() -> int:
@@ -248,6 +252,8 @@ async def fanout(args: argparse.Namespace) -> dict:
     for step, rate in enumerate(args.rates):
         per_room = rate / args.rooms
         host_before = stackinfo.host_cpu_times()
+        meter = stackinfo.CpuMeter(args.project, args.port)
+        meter.start()
         cpu_before = cpu_seconds()
         step_start = time.perf_counter()
         sent = await asyncio.gather(
@@ -268,6 +274,9 @@ async def fanout(args: argparse.Namespace) -> dict:
         client_cpu = (cpu_seconds() - cpu_before) / max(
             1e-9, time.perf_counter() - step_start
         )
+        cpu = meter.stop()
+        stack_cpu = cpu.get("stack_cpu_seconds", {})
+        engine_cpu = cpu.get("engine_cpu_seconds", {})
         row = {
             "offered_send_rate": rate,
             "offered_delivery_rate": rate * args.clients,
@@ -282,6 +291,14 @@ async def fanout(args: argparse.Namespace) -> dict:
             "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
             "host_cpu_busy": stackinfo.host_cpu_busy(host_before),
             "client_cpu": round(client_cpu, 2),
+            "stack_cpu_seconds": stack_cpu,
+            "engine_cpu_seconds": engine_cpu,
+            # CPU the stack spent per delivered message (senders' posts included).
+            "stack_cpu_us_per_delivery": (
+                round(1e6 * sum(stack_cpu.values()) / stats.received, 1)
+                if stack_cpu and stats.received
+                else None
+            ),
         }
         stats.latencies = []  # keep memory flat across steps
         result["steps"].append(row)
@@ -328,6 +345,18 @@ async def capacity(args: argparse.Namespace) -> dict:
         )
     baseline = await asyncio.to_thread(stackinfo.memory_by_container, args.project)
     proxy_before = stackinfo.docker_proxy(args.port)
+    # docker-proxy exits when it runs out of files, and the published port stays dead until the
+    # container restarts: stop the ramp short of its limit rather than break the stack.
+    target = args.target
+    proxy_cap = None
+    if proxy_before and proxy_before["file_limit"][0]:
+        spare = (
+            proxy_before["file_limit"][0]
+            - proxy_before["open_files"]
+            - PROXY_FILE_MARGIN
+        )
+        proxy_cap = max(0, spare // PROXY_FILES_PER_CONNECTION)
+        target = min(target, proxy_cap)
 
     clients: list[Client] = []
     held = 0
@@ -372,7 +401,7 @@ async def capacity(args: argparse.Namespace) -> dict:
 
     sampler = asyncio.create_task(sample())
     host_before = stackinfo.host_cpu_times()
-    await asyncio.gather(*(one(i) for i in range(args.target)))
+    await asyncio.gather(*(one(i) for i in range(target)))
     ramp_seconds = time.perf_counter() - started
     opened = held
 
@@ -398,6 +427,8 @@ async def capacity(args: argparse.Namespace) -> dict:
     )
     result = {
         "target": args.target,
+        "proxy_cap": proxy_cap,
+        "limited_by_proxy": target < args.target,
         "opened": opened,
         "held": alive,
         "ramp_seconds": round(ramp_seconds, 1),
@@ -409,7 +440,15 @@ async def capacity(args: argparse.Namespace) -> dict:
         "memory_per_connection_bytes": round(stack_delta / alive) if alive else None,
         "host_cpu_busy": host_busy,
         "docker_proxy": {
-            "file_limit_raised_to": proxy_limit,
+            "file_limit": proxy_limit,
+            # Files the proxy holds per connection, and the connections its limit allows.
+            "files_per_connection": (
+                round(
+                    (proxy_held["open_files"] - proxy_before["open_files"]) / alive, 2
+                )
+                if alive and proxy_before and proxy_held and proxy_held["open_files"]
+                else None
+            ),
             "before": proxy_before,
             "held": proxy_held,
             "rss_per_connection_bytes": (
@@ -445,6 +484,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "fanout", help="R rooms x C clients, one sender per room at increasing rates"
     )
     fan.add_argument("--rooms", type=int, default=10)
+    fan.add_argument(
+        "--project", default=None, help="compose project whose CPU time is measured"
+    )
+    fan.add_argument(
+        "--port", type=int, default=18090, help="published port (docker-proxy)"
+    )
     fan.add_argument(
         "--clients", type=int, default=20, help="clients per room, the sender included"
     )
