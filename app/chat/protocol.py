@@ -44,7 +44,8 @@ def parse_client_frame(text_data: str, max_length: int) -> ClientFrame:
         raise ProtocolError(ErrorCode.TOO_LONG, f"Messages are limited to {max_length} characters.")
     try:
         frame = json.loads(text_data)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a few kilobytes of nested brackets exhaust the parser's stack.
         raise ProtocolError(ErrorCode.BAD_JSON, "The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise ProtocolError(ErrorCode.BAD_JSON, "The frame must be a JSON object.")
@@ -61,12 +62,24 @@ def parse_client_frame(text_data: str, max_length: int) -> ClientFrame:
     text = frame.get("text")
     if not isinstance(text, str):
         raise ProtocolError(ErrorCode.BAD_TYPE, 'A message frame needs a string "text".')
+    if not _is_unicode_text(text):
+        raise ProtocolError(ErrorCode.BAD_JSON, "The text holds an unpaired UTF-16 surrogate.")
     if not text.strip():
         raise ProtocolError(ErrorCode.EMPTY, "The message is empty.")
     if len(text) > max_length:
         raise ProtocolError(ErrorCode.TOO_LONG, f"Messages are limited to {max_length} characters.")
     # Stored and sent exactly as written: the page renders it as text, so markup stays inert.
     return ClientFrame(type="message", text=text)
+
+
+def _is_unicode_text(text: str) -> bool:
+    # JSON's \uXXXX escapes can spell half a surrogate pair, which no UTF-8 encoder (the
+    # database's, the socket's) accepts: refuse it here rather than fail while storing it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def history_frame(room: str, served_by: str, messages: list[dict]) -> dict:

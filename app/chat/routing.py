@@ -1,3 +1,4 @@
+from channels.security.websocket import WebsocketDenier
 from django.urls import re_path
 
 from chat.consumers import ChatConsumer
@@ -7,4 +8,6 @@ from chat.handshake import ChatAdmissionMiddleware
 # logged) at the handshake instead of failing as "no route found".
 websocket_urlpatterns = [
     re_path(r"^ws/chat/(?P<room>[^/]+)/$", ChatAdmissionMiddleware(ChatConsumer.as_asgi())),
+    # Any other path is refused at the handshake (403) instead of failing in the router (500).
+    re_path(r"", WebsocketDenier.as_asgi()),
 ]

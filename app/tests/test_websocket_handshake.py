@@ -48,6 +48,13 @@ async def test_handshake_for_an_invalid_room_name_is_refused(chat, bad_room, cap
     assert "does not match" in caplog.text
 
 
+@pytest.mark.parametrize("path", ["/ws/nothing/", "/ws/chat/a/b/", "/ws/chat/"])
+async def test_handshake_on_a_path_outside_the_chat_route_is_refused(chat, path):
+    sock = await chat.open("", path=f"{path}?nick=alice")
+
+    assert not sock.accepted
+
+
 @pytest.mark.parametrize(
     "query",
     [

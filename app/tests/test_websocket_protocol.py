@@ -7,6 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
+from chat.protocol import ErrorCode, ProtocolError, parse_client_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,6 +91,7 @@ async def test_html_and_script_payload_is_stored_and_returned_verbatim(chat, roo
         pytest.param('{"type": "message", "text": " \\n\\t "}', "empty", id="blank-text"),
         pytest.param('{"type": "message", "text": "' + "x" * 11 + '"}', "too_long", id="long"),
         pytest.param('{"type": "message", "text": "' + "x" * 200_000 + '"}', "too_long", id="huge"),
+        pytest.param('{"type": "message", "text": "a \\ud800 b"}', "bad_json", id="lone-surrogate"),
     ],
 )
 async def test_bad_frame_gets_error_code_and_connection_stays_open(
@@ -169,3 +171,14 @@ async def test_pings_do_not_count_against_the_rate_limit(chat, room, settings):
         assert await alice.receive() == {"type": "pong"}
 
     assert (await alice.say("still allowed"))["text"] == "still allowed"
+
+
+def test_deeply_nested_json_within_the_length_limit_is_bad_json():
+    # 3000 levels fit in 6 kB, under the 2000-character limit's frame bound, yet overflow the
+    # parser's stack: that must be reported, not raised out of the consumer.
+    frame = "[" * 3000 + "]" * 3000
+
+    with pytest.raises(ProtocolError) as refused:
+        parse_client_frame(frame, max_length=2000)
+
+    assert refused.value.code == ErrorCode.BAD_JSON
