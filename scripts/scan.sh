@@ -78,7 +78,7 @@ if [[ -n $PROJECT_DIR ]]; then
     "$PROJECT_DIR/build/Dockerfile"
 
   project=$(basename "$PROJECT_DIR")
-  image=$(docker inspect --format '{{.Config.Image}}' "$project-wsgi-1" 2>/dev/null || true)
+  image=$(docker ps --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=wsgi" --format "{{.Image}}" | head -n 1)
   if [[ -n $image ]]; then
     # A key generated for this throwaway container only, passed through the environment (not
     # the command line, which is printed).
