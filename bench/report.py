@@ -99,6 +99,13 @@ def table(results: dict) -> list[str]:
             )
         add("best req/s", lambda d, _p, e=endpoint: best_http(d, e))
         add(
+            "engine CPU ms per request (dockerd, shims, docker-proxy)",
+            lambda d, _p, e=endpoint: _cpu_per(
+                _get(d, "http", e, default=[]), "requests", 1e3, "engine_cpu_seconds"
+            ),
+            2,
+        )
+        add(
             "stack CPU ms per request (all levels)",
             lambda d, _p, e=endpoint: _cpu_per(
                 _get(d, "http", e, default=[]), "requests", 1e3
@@ -144,6 +151,15 @@ def table(results: dict) -> list[str]:
         "stack CPU µs per delivered message (all steps)",
         lambda d, _p: _cpu_per(
             _get(d, "fanout", "steps", default=[]), "delivered", 1e6
+        ),
+    )
+    add(
+        "engine CPU µs per delivered message (all steps)",
+        lambda d, _p: _cpu_per(
+            _get(d, "fanout", "steps", default=[]),
+            "delivered",
+            1e6,
+            "engine_cpu_seconds",
         ),
     )
     add(
@@ -267,13 +283,16 @@ def table(results: dict) -> list[str]:
     return lines
 
 
-def _cpu_per(rows: list[dict], count_key: str, scale: float):
-    """CPU the stack's containers used per request or delivery, over all rows that have it."""
-    rows = [r for r in rows if r.get("stack_cpu_seconds")]
+def _cpu_per(
+    rows: list[dict], count_key: str, scale: float, key: str = "stack_cpu_seconds"
+):
+    """CPU used per request or delivery over all rows that measured it: the stack's
+    containers (key stack_cpu_seconds) or the engine's helpers (engine_cpu_seconds)."""
+    rows = [r for r in rows if r.get(key)]
     count = sum(r[count_key] for r in rows)
     if not count:
         return None
-    return scale * sum(sum(r["stack_cpu_seconds"].values()) for r in rows) / count
+    return scale * sum(sum(r[key].values()) for r in rows) / count
 
 
 def _latency(row):
