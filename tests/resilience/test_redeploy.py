@@ -1,0 +1,88 @@
+"""A redeploy at noon: change the app code, rerun site.yml under constant HTTP load and live
+WebSocket clients, then roll back with playbooks/rollback.yml. Figures: HTTP requests sent and
+failed during each run, messages sent/received/lost, reconnects, and the image tags.
+
+The changed code is a copy of app/ with one extra comment line in a Python module (a new
+content-derived image tag, nothing else), given to the role as djchat_app_source_dir.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT, Stack
+from traffic import Conversation, HttpProbe
+
+
+def app_tag(stack: Stack) -> str:
+    return stack.service("wsgi").attrs["Config"]["Image"].rsplit(":", 1)[1]
+
+
+def playbook(stack: Stack, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [*stack.reconverge_command]
+    command[-1] = str(REPO_ROOT / "playbooks" / name)  # the converge command, another playbook
+    result = subprocess.run(
+        [*command, *extra], capture_output=True, text=True, timeout=1500, check=False
+    )
+    assert result.returncode == 0, (
+        f"{name} failed:\n{result.stdout[-5000:]}\n{result.stderr[-2000:]}"
+    )
+    return result
+
+
+def run_under_load(stack: Stack, name: str, *extra: str) -> tuple[dict, dict, float]:
+    with (
+        HttpProbe(stack, path="/", interval=0.1) as probe,
+        Conversation(stack, size=2, interval=1.0, name="deploy") as talk,
+    ):
+        time.sleep(3)
+        started = time.monotonic()
+        playbook(stack, name, *extra)
+        seconds = time.monotonic() - started
+        time.sleep(3)
+        probe.stop()
+        figures = talk.finish()
+    talk.assert_nothing_lost(figures)
+    return probe.figures(), figures, seconds
+
+
+@pytest.mark.disruptive
+def test_code_change_redeploy_and_rollback_fail_no_request_and_lose_no_message(stack: Stack):
+    if not stack.reconverge_command:
+        pytest.skip("E2E_RECONVERGE_COMMAND is not set")
+    before = app_tag(stack)
+    workdir = Path(tempfile.mkdtemp(prefix="djchat-redeploy-"))
+    try:
+        source = workdir / "app"
+        shutil.copytree(
+            REPO_ROOT / "app",
+            source,
+            ignore=shutil.ignore_patterns(".venv", "__pycache__", "*.sqlite3*", "staticfiles"),
+        )
+        with (source / "djchat" / "health.py").open("a") as module:
+            module.write(f"\n# redeploy test {time.time_ns()}\n")
+        http, chat, seconds = run_under_load(
+            stack, "site.yml", f"--extra-vars=djchat_app_source_dir={source}"
+        )
+        after = app_tag(stack)
+        print(f"\nredeploy {before} -> {after} in {seconds:.0f} s: http {http}; chat {chat}")
+        assert after != before, "the code change did not produce a new image tag"
+
+        back_http, back_chat, back_seconds = run_under_load(stack, "rollback.yml")
+        print(
+            f"rollback {after} -> {app_tag(stack)} in {back_seconds:.0f} s: "
+            f"http {back_http}; chat {back_chat}"
+        )
+        assert app_tag(stack) == before, "rollback.yml did not return to the previous image"
+        assert http["requests_failed"] == 0, f"requests failed during the redeploy: {http}"
+        assert back_http["requests_failed"] == 0, (
+            f"requests failed during the rollback: {back_http}"
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
