@@ -43,7 +43,9 @@ def excluded(relpath: str, patterns: list[str]) -> bool:
             if fnmatch.fnmatchcase(prefix, pattern) or fnmatch.fnmatchcase(prefix, bare):
                 return True
             # A pattern without a slash, or one starting with **/, matches a name at any depth.
-            if (anywhere or "/" not in bare) and fnmatch.fnmatchcase(prefix.rsplit("/", 1)[-1], bare):
+            if (anywhere or "/" not in bare) and fnmatch.fnmatchcase(
+                prefix.rsplit("/", 1)[-1], bare
+            ):
                 return True
     return False
 
@@ -78,7 +80,7 @@ def build(source: str, patterns: list[str]) -> bytes:
 def main() -> int:
     source, archive, *extra = sys.argv[1:]
     if not os.path.isdir(source):
-        print(json.dumps({"failed": True, "msg": "source %s is not a directory" % source}))
+        print(json.dumps({"failed": True, "msg": f"source {source} is not a directory"}))
         return 1
     data = build(source, load_patterns(source, extra))
     digest = hashlib.sha256(data).hexdigest()
