@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS   ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help venv system-deps engine base-images deploy teardown status lint test test-app test-molecule bench lock lock-dev clean
+.PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-molecule bench lock lock-dev clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,15 @@ lint: venv  ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/ansible-lint --offline --profile production
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+SCAN_VENV := .cache/scan-venv
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install -q -r requirements-scan.txt
+	touch $@
+
+scan: venv $(SCAN_VENV)/.installed  ## bandit, pip-audit, checkov, hadolint, check --deploy (scripts/scan.sh)
+	SCAN_CHECKOV=$(SCAN_VENV)/bin/checkov bash scripts/scan.sh
 
 test-app: venv system-deps  ## The app's own tests (real redis-server, headless Chromium)
 	cd app && $(BIN)/python -m pytest
