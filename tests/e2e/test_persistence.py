@@ -51,6 +51,7 @@ def test_history_survives_a_compose_restart(stack: Stack, room: str):
 
 
 @pytest.mark.disruptive
+@pytest.mark.timeout(1300)  # a converge may rebuild the app image
 def test_history_survives_a_reconverge(stack: Stack, room: str):
     if not stack.reconverge_command:
         pytest.skip("E2E_RECONVERGE_COMMAND is not set")
