@@ -38,3 +38,6 @@ errorlog = "-"
 # Containers: keep the worker heartbeat files in memory rather than on the (overlay) disk.
 _SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 (gunicorn's own recommendation for containers)
 worker_tmp_dir = str(_SHARED_MEMORY) if _SHARED_MEMORY.is_dir() else None
+# The runtime control socket (gunicornc) would go under $HOME, which the read-only container has
+# not got; nothing here uses it, so it stays off instead of logging an error at every start.
+control_socket_disable = True

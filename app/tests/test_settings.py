@@ -310,3 +310,21 @@ def test_gunicorn_config_defaults_to_gevent_workers():
 
     assert re.search(r"^worker_class\s+= gevent$", result.stdout, re.MULTILINE), result.stderr
     assert re.search(r"^bind\s+= \['0.0.0.0:8000'\]$", result.stdout, re.MULTILINE)
+
+
+def test_gunicorn_config_turns_the_control_socket_off():
+    # It would be created under $HOME, which the read-only container has not got.
+    result = subprocess.run(
+        [servers.PYTHON, "-m", "gunicorn", "--print-config", "-c", "gunicorn.conf.py",
+         "djchat.wsgi:application"],
+        cwd=servers.APP_DIR,
+        env=servers.app_env(DJANGO_DEBUG="true"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+
+    assert re.search(r"^control_socket_disable\s+= True$", result.stdout, re.MULTILINE), (
+        result.stdout + result.stderr
+    )
