@@ -77,15 +77,14 @@ FRAMES = {
         "too_long",
     ),
     "frame-of-900-kib": ("x" * 900 * 1024, "too_long"),
+    "lone-surrogate-in-text": ('{"type": "message", "text": "bad \\ud800 text"}', "bad_json"),
 }
 
 
-# Findings: cases the app does not answer as its protocol says yet. strict: once fixed, the
-# xfail turns into a failure that asks for the mark to go.
-FRAME_FINDINGS = {
-    "deeply-nested-json": "finding (app): json.loads raises RecursionError on 3000 nested arrays "
-    "(6 kB, under the length check) and the socket closes with 1011 instead of bad_json",
-}
+# Findings: cases the app does not answer as its protocol says yet (strict xfails: once fixed,
+# the xfail turns into a failure that asks for the mark to go). Deeply nested JSON, a lone
+# surrogate and unrouted /ws/ paths were findings until app commit 139bf12.
+FRAME_FINDINGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -121,16 +120,6 @@ def test_frame_over_one_mib_is_refused_cleanly(hostile: ChatClient):
         answer = {"closed": str(closed)}
     clean = answer.get("code") == "too_long" or "1009" in answer.get("closed", "")
     assert clean, f"a 2 MiB frame was answered {str(answer)[:300]}"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (app): a lone UTF-16 surrogate in text fails while storing and closes the "
-    "socket with 1011 instead of an error frame",
-)
-def test_lone_surrogate_in_text_gets_an_error_frame(hostile: ChatClient):
-    answer = answer_to(hostile, '{"type": "message", "text": "bad \\ud800 text"}')
-    assert answer["type"] == "error", answer
 
 
 def test_markup_and_control_characters_are_kept_as_plain_text(stack: Stack, hostile: ChatClient):
@@ -258,6 +247,9 @@ HANDSHAKES = {
     "since-negative": ("/ws/chat/{room}/?nick=a&since=-1", "site"),
     "since-not-a-number": ("/ws/chat/{room}/?nick=a&since=abc", "site"),
     "since-not-an-integer": ("/ws/chat/{room}/?nick=a&since=1.5", "site"),
+    "unrouted-path": ("/ws/nothing/?nick=a", "site"),
+    "room-with-slash": ("/ws/chat/a/b/?nick=a", "site"),
+    "dot-dot-path": ("/ws/chat/../x/?nick=a", "site"),
 }
 
 
@@ -267,17 +259,6 @@ def test_bad_handshake_is_refused_with_a_4xx(stack: Stack, room: str, case: str)
     status = handshake_status(stack, path.format(room=room), origin)
     TRIED[f"refused:{status}"] += 1
     assert 400 <= status < 500, f"{case}: handshake answered {status}, expected a 4xx refusal"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (app): a /ws/ path outside /ws/chat/<room>/ fails in Channels' router "
-    "('No route found') and is answered 500",
-)
-@pytest.mark.parametrize("path", ["/ws/nothing/", "/ws/chat/a/b/", "/ws/chat/../x/"])
-def test_unrouted_websocket_path_is_refused_with_a_4xx(stack: Stack, path: str):
-    status = handshake_status(stack, path + "?nick=a")
-    assert 400 <= status < 500, f"{path}: {status}"
 
 
 def test_hundreds_of_connections_from_one_address_are_capped_by_nginx(
