@@ -23,11 +23,7 @@ AIM_IMAGE_RATIO = 0.5
 def _get(data: dict, *path, default=None):
     for key in path:
         in_dict = isinstance(data, dict) and key in data
-        in_list = (
-            isinstance(data, list)
-            and isinstance(key, int)
-            and -len(data) <= key < len(data)
-        )
+        in_list = isinstance(data, list) and isinstance(key, int) and -len(data) <= key < len(data)
         if in_dict or in_list:
             data = data[key]
         else:
@@ -46,11 +42,7 @@ def fmt(value, digits: int = 0) -> str:
 
 
 def ratio(value, base) -> str:
-    if (
-        not isinstance(value, int | float)
-        or not isinstance(base, int | float)
-        or not base
-    ):
+    if not isinstance(value, int | float) or not isinstance(base, int | float) or not base:
         return "—"
     return f"{value / base:.2f}×"
 
@@ -63,11 +55,7 @@ def best_http(profile: dict, endpoint: str):
 def fanout_best_step(profile: dict):
     steps = _get(profile, "fanout", "steps", default=[])
     limit = _get(profile, "fanout", "p99_limit_ms", default=100)
-    good = [
-        s
-        for s in steps
-        if s["lost"] == 0 and s["p99_ms"] is not None and s["p99_ms"] < limit
-    ]
+    good = [s for s in steps if s["lost"] == 0 and s["p99_ms"] is not None and s["p99_ms"] < limit]
     return max(good, key=lambda s: s["delivered_rate"], default=None)
 
 
@@ -107,16 +95,13 @@ def table(results: dict) -> list[str]:
         )
         add(
             "stack CPU ms per request (all levels)",
-            lambda d, _p, e=endpoint: _cpu_per(
-                _get(d, "http", e, default=[]), "requests", 1e3
-            ),
+            lambda d, _p, e=endpoint: _cpu_per(_get(d, "http", e, default=[]), "requests", 1e3),
             2,
         )
         add(
             "errors (socket + non-2xx, all levels)",
             lambda d, _p, e=endpoint: sum(
-                r["socket_errors"] + r["non_2xx"]
-                for r in _get(d, "http", e, default=[])
+                r["socket_errors"] + r["non_2xx"] for r in _get(d, "http", e, default=[])
             ),
             show_ratio=False,
         )
@@ -149,9 +134,7 @@ def table(results: dict) -> list[str]:
     )
     add(
         "stack CPU µs per delivered message (all steps)",
-        lambda d, _p: _cpu_per(
-            _get(d, "fanout", "steps", default=[]), "delivered", 1e6
-        ),
+        lambda d, _p: _cpu_per(_get(d, "fanout", "steps", default=[]), "delivered", 1e6),
     )
     add(
         "engine CPU µs per delivered message (all steps)",
@@ -195,9 +178,7 @@ def table(results: dict) -> list[str]:
     )
     add(
         "docker-proxy memory per connection, KiB",
-        lambda d, _p: _kib(
-            _get(d, "capacity", "docker_proxy", "rss_per_connection_bytes")
-        ),
+        lambda d, _p: _kib(_get(d, "capacity", "docker_proxy", "rss_per_connection_bytes")),
         1,
     )
 
@@ -241,12 +222,7 @@ def table(results: dict) -> list[str]:
         add(
             "size, MB",
             lambda _d, p: (
-                (
-                    images.get("seedstyle_bytes")
-                    if p == "seed"
-                    else images.get("role_bytes")
-                )
-                / 1e6
+                (images.get("seedstyle_bytes") if p == "seed" else images.get("role_bytes")) / 1e6
                 if images.get("role_bytes")
                 else None
             ),
@@ -264,10 +240,7 @@ def table(results: dict) -> list[str]:
 
     ratio_cols = [p for p in cols if p != "seed"] if "seed" in cols else []
     lines = [
-        "| | "
-        + " | ".join(cols)
-        + "".join(f" | {p} ÷ seed" for p in ratio_cols)
-        + " |",
+        "| | " + " | ".join(cols) + "".join(f" | {p} ÷ seed" for p in ratio_cols) + " |",
         "|---" * (1 + len(cols) + len(ratio_cols)) + "|",
     ]
     for label, values, show_ratio in rows:
@@ -275,17 +248,12 @@ def table(results: dict) -> list[str]:
             lines.append(f"| {label} |" + " |" * (len(cols) + len(ratio_cols)))
             continue
         cells = [fmt(values[p][0], values[p][1]) for p in cols]
-        ratios = [
-            ratio(values[p][0], values["seed"][0]) if show_ratio else ""
-            for p in ratio_cols
-        ]
+        ratios = [ratio(values[p][0], values["seed"][0]) if show_ratio else "" for p in ratio_cols]
         lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
     return lines
 
 
-def _cpu_per(
-    rows: list[dict], count_key: str, scale: float, key: str = "stack_cpu_seconds"
-):
+def _cpu_per(rows: list[dict], count_key: str, scale: float, key: str = "stack_cpu_seconds"):
     """CPU used per request or delivery over all rows that measured it: the stack's
     containers (key stack_cpu_seconds) or the engine's helpers (engine_cpu_seconds)."""
     rows = [r for r in rows if r.get(key)]
@@ -434,12 +402,8 @@ def plots(out: Path, results: dict) -> list[str]:
         if not steps:
             continue
         x = [s["offered_delivery_rate"] for s in steps]
-        left.plot(
-            x, [s["delivered_rate"] for s in steps], "o-", color=COLORS[p], label=p
-        )
-        right.plot(
-            x, [s["p99_ms"] for s in steps], "o-", color=COLORS[p], label=f"{p} p99"
-        )
+        left.plot(x, [s["delivered_rate"] for s in steps], "o-", color=COLORS[p], label=p)
+        right.plot(x, [s["p99_ms"] for s in steps], "o-", color=COLORS[p], label=f"{p} p99")
         right.plot(
             x,
             [s["p50_ms"] for s in steps],
@@ -492,9 +456,7 @@ def plots(out: Path, results: dict) -> list[str]:
             if not rows:
                 continue
             x = [r["connections"] for r in rows]
-            axes[0][col].plot(
-                x, [r["rps"] for r in rows], "o-", color=COLORS[p], label=p
-            )
+            axes[0][col].plot(x, [r["rps"] for r in rows], "o-", color=COLORS[p], label=p)
             axes[1][col].plot(
                 x, [r["p99_ms"] for r in rows], "o-", color=COLORS[p], label=f"{p} p99"
             )
@@ -581,11 +543,7 @@ def write(out: Path, results: dict) -> None:
     contention = [
         *results.get("concurrent_work_at_start", []),
         *results.get("concurrent_work_at_end", []),
-        *(
-            line
-            for p in results["profiles"].values()
-            for line in p.get("concurrent_work", [])
-        ),
+        *(line for p in results["profiles"].values() for line in p.get("concurrent_work", [])),
     ]
     md = [
         "# Benchmarks: the seed configuration against this stack",
@@ -601,9 +559,7 @@ def write(out: Path, results: dict) -> None:
         "",
     ]
     if contention:
-        uniq = sorted(
-            {line.split(" ", 1)[1][:100] for line in contention if " " in line}
-        )
+        uniq = sorted({line.split(" ", 1)[1][:100] for line in contention if " " in line})
         md += [
             "**Contention:** other work shared the 2 cores during this run, so absolute numbers are low and "
             "noisy; the ratios between profiles are the more meaningful figures. Seen: "

@@ -113,9 +113,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.load = QUICK if args.quick else FULL
-        self.out = Path(
-            args.results or (BENCH / "results" / ("quick" if args.quick else ""))
-        )
+        self.out = Path(args.results or (BENCH / "results" / ("quick" if args.quick else "")))
         self.logs = self.out / "logs"
         self.harness = yaml.safe_load(HARNESS.read_text())
         self.project = self.harness["djchat_compose_project"]
@@ -185,9 +183,7 @@ class Bench:
             f"djchat_controller_cache_dir={REPO / '.cache' / 'djchat-bench'}",
             *extra,
         ]
-        _, seconds = self.sh(
-            argv, name, cwd=self.src, env=self.ansible_env(), timeout=1200
-        )
+        _, seconds = self.sh(argv, name, cwd=self.src, env=self.ansible_env(), timeout=1200)
         recap = re.search(
             r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
             (self.logs / f"{name}.log").read_text(),
@@ -222,25 +218,19 @@ class Bench:
             if not self.compose(
                 "up", "-d", "--wait", "--wait-timeout", "300", name=name + "-retry"
             )["ok"]:
-                raise SystemExit(
-                    f"the stack does not come up: see {self.logs}/{name}-retry.log"
-                )
+                raise SystemExit(f"the stack does not come up: see {self.logs}/{name}-retry.log")
         return result
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self.results["elapsed_seconds"] = round(time.monotonic() - self.started)
-        (self.out / "results.json").write_text(
-            json.dumps(self.results, indent=1) + "\n"
-        )
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=1) + "\n")
 
     # --- preparation ----------------------------------------------------------------------------
 
     def check_profiles(self) -> None:
         for name in PROFILES:
-            values = (
-                yaml.safe_load((BENCH / "profiles" / f"{name}.yml").read_text()) or {}
-            )
+            values = yaml.safe_load((BENCH / "profiles" / f"{name}.yml").read_text()) or {}
             reserved = sorted(key for key in values if HARNESS_ONLY.match(key))
             if reserved:
                 raise SystemExit(
@@ -250,9 +240,7 @@ class Bench:
     def check_tools(self) -> None:
         for tool in ("docker", "wrk", "git"):
             if not shutil.which(tool):
-                raise SystemExit(
-                    f"{tool} not found: run `make system-deps engine` first"
-                )
+                raise SystemExit(f"{tool} not found: run `make system-deps engine` first")
         images = stackinfo.run(
             ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]
         ).split()
@@ -262,9 +250,7 @@ class Bench:
             if f"djchat-local/{n}:bookworm" not in images
         ]
         if missing:
-            raise SystemExit(
-                f"base images {missing} missing: run `make base-images` first"
-            )
+            raise SystemExit(f"base images {missing} missing: run `make base-images` first")
 
     def snapshot(self) -> None:
         """Deploy what HEAD holds: a run is reproducible from its commit, whatever else is being edited."""
@@ -297,9 +283,7 @@ class Bench:
         log(f"deploying HEAD {commit[:12]} from {self.src}")
 
     def bench_images(self) -> list[str]:
-        out = stackinfo.run(
-            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]
-        )
+        out = stackinfo.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
         return [
             ref
             for ref in out.split()
@@ -309,9 +293,7 @@ class Bench:
     def teardown(self, name: str) -> None:
         """Take the bench project down with its volumes, directory and images (only the bench's)."""
         if (self.project_dir / "compose.yml").exists():
-            self.playbook(
-                "teardown.yml", None, name, ["-e", "djchat_teardown_purge=true"]
-            )
+            self.playbook("teardown.yml", None, name, ["-e", "djchat_teardown_purge=true"])
         else:
             # A run that died before its first compose file: containers may still carry the label.
             self.sh(
@@ -342,9 +324,7 @@ class Bench:
         deploy["compose_up_running"] = self.compose_up(f"{profile}-compose-up")
         if first:
             self.compose("down", name=f"{profile}-compose-down")
-            deploy["compose_up_stopped"] = self.compose_up(
-                f"{profile}-compose-up-stopped"
-            )
+            deploy["compose_up_stopped"] = self.compose_up(f"{profile}-compose-up-stopped")
         return deploy
 
     def seed_data(self) -> None:
@@ -408,9 +388,7 @@ class Bench:
 
     def fanout(self, profile: str) -> dict:
         load = self.load
-        bound = 60 + len(load.fan_rates) * (
-            load.fan_step_seconds + load.fan_drain_seconds + 5
-        )
+        bound = 60 + len(load.fan_rates) * (load.fan_step_seconds + load.fan_drain_seconds + 5)
         result = self.wsload(
             [
                 "--room-prefix",
@@ -519,9 +497,7 @@ class Bench:
         wheelhouse = next(
             (
                 d
-                for d in sorted(
-                    (REPO / ".cache" / "djchat-bench" / "wheelhouse").glob("py*")
-                )
+                for d in sorted((REPO / ".cache" / "djchat-bench" / "wheelhouse").glob("py*"))
                 if d.is_dir()
                 and (d / "requirements.lock").exists()
                 and (d / "requirements.lock").read_text() == lock
@@ -542,9 +518,7 @@ class Bench:
         )
         images["seedstyle_build_seconds"] = round(seconds, 1)
         images["seedstyle_bytes"] = int(
-            stackinfo.run(
-                ["docker", "image", "inspect", "-f", "{{.Size}}", SEEDSTYLE_TAG]
-            )
+            stackinfo.run(["docker", "image", "inspect", "-f", "{{.Size}}", SEEDSTYLE_TAG])
         )
         images["nocache"] = bool(nocache)
         if nocache:
@@ -562,9 +536,7 @@ class Bench:
                 timeout=1200,
             )
             images["role_build_seconds"] = round(seconds, 1)
-            self.sh(
-                ["docker", "image", "rm", ref], "image-role-nocache-rm", check=False
-            )
+            self.sh(["docker", "image", "rm", ref], "image-role-nocache-rm", check=False)
         log(
             f"images: role {images['role_bytes'] / 1e6:.0f} MB, seed-style {images['seedstyle_bytes'] / 1e6:.0f} MB"
         )
@@ -617,9 +589,7 @@ class Bench:
                 self.teardown("teardown-after")
         self.save()
         report.write(self.out, self.results)
-        log(
-            f"done in {time.monotonic() - self.started:.0f} s: {self.out / 'results.md'}"
-        )
+        log(f"done in {time.monotonic() - self.started:.0f} s: {self.out / 'results.md'}")
 
 
 def main(argv: list[str]) -> int:
@@ -640,9 +610,7 @@ def main(argv: list[str]) -> int:
         help="comma list of deploy (warm converge and compose floors), http, fanout, "
         "capacity, images to leave out (--quick: deploy)",
     )
-    parser.add_argument(
-        "--keep", action="store_true", help="leave the last profile deployed"
-    )
+    parser.add_argument("--keep", action="store_true", help="leave the last profile deployed")
     parser.add_argument(
         "--results",
         help="output directory (default bench/results, or bench/results/quick)",

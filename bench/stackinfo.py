@@ -24,9 +24,7 @@ _UNITS = {
 
 
 def run(argv: list[str], timeout: float = 60) -> str:
-    return subprocess.run(
-        argv, check=True, capture_output=True, text=True, timeout=timeout
-    ).stdout
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=timeout).stdout
 
 
 def parse_size(text: str) -> int:
@@ -109,9 +107,7 @@ def service_name(container: str) -> str:
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds per service between two cpu_by_container() readings."""
     return {
-        service_name(name): round(after[name] - before[name], 3)
-        for name in after
-        if name in before
+        service_name(name): round(after[name] - before[name], 3) for name in after if name in before
     }
 
 
@@ -131,9 +127,7 @@ class CpuMeter:
             return {}
         engine = engine_cpu(self.project, self.port)
         return {
-            "stack_cpu_seconds": cpu_delta(
-                self.containers, cpu_by_container(self.project)
-            ),
+            "stack_cpu_seconds": cpu_delta(self.containers, cpu_by_container(self.project)),
             "engine_cpu_seconds": {
                 k: round(engine[k] - self.engine.get(k, 0.0), 3) for k in engine
             },
@@ -173,9 +167,7 @@ def engine_cpu(project: str, port: int) -> dict[str, float]:
                 continue
             key = "shims"
         elif name == "docker-proxy":
-            if "-host-port" not in argv or argv[argv.index("-host-port") + 1] != str(
-                port
-            ):
+            if "-host-port" not in argv or argv[argv.index("-host-port") + 1] != str(port):
                 continue
             key = "docker-proxy"
         elif name in ("dockerd", "containerd"):
@@ -190,12 +182,7 @@ def engine_cpu(project: str, port: int) -> dict[str, float]:
 
 def _proc_cmdline(pid: int) -> list[str]:
     try:
-        return (
-            Path(f"/proc/{pid}/cmdline")
-            .read_bytes()
-            .decode(errors="replace")
-            .split("\0")
-        )
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
 
@@ -249,9 +236,7 @@ def raise_proxy_file_limit(pid: int, wanted: int) -> dict:
         if soft < wanted:
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
     except PermissionError:
-        outcome["error"] = (
-            "not permitted (no CAP_SYS_RESOURCE): soft limit raised to the hard one"
-        )
+        outcome["error"] = "not permitted (no CAP_SYS_RESOURCE): soft limit raised to the hard one"
         if soft < hard:
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
     outcome["after"] = list(resource.prlimit(pid, resource.RLIMIT_NOFILE))
@@ -260,9 +245,7 @@ def raise_proxy_file_limit(pid: int, wanted: int) -> dict:
 
 def host_cpu_times() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs since boot."""
-    fields = [
-        int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    ]
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     total = sum(fields[:8])  # guest time is already counted in user
     return total - idle, total
@@ -321,9 +304,7 @@ def machine() -> dict:
         "docker_storage": info.get("Driver"),
         "cgroup": info.get("CgroupVersion"),
         "compose": first(["docker", "compose", "version", "--short"]),
-        "wrk": first(["sh", "-c", "wrk -v 2>&1 | head -1"])
-        if shutil.which("wrk")
-        else None,
+        "wrk": first(["sh", "-c", "wrk -v 2>&1 | head -1"]) if shutil.which("wrk") else None,
         "python": platform.python_version(),
         "load_average": os.getloadavg(),
     }

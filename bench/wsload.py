@@ -56,9 +56,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile of an already sorted list (None when empty)."""
     if not sorted_values:
         return None
-    rank = max(
-        0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1)
-    )
+    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[rank]
 
 
@@ -164,9 +162,7 @@ class Load:
 
         pending = [asyncio.create_task(close(client)) for client in clients]
         done, not_done = (
-            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
-            if pending
-            else ((), ())
+            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S) if pending else ((), ())
         )
         for client in clients:
             await self.abort(client)
@@ -179,9 +175,7 @@ class Load:
         }
 
 
-async def open_many(
-    load: Load, clients: list[Client], concurrency: int
-) -> list[Client]:
+async def open_many(load: Load, clients: list[Client], concurrency: int) -> list[Client]:
     """Open the clients with at most `concurrency` handshakes in flight; return the failures."""
     gate = asyncio.Semaphore(concurrency)
     failed: list[Client] = []
@@ -200,9 +194,7 @@ async def open_many(
 # --- fan-out ------------------------------------------------------------------------------------
 
 
-async def send_at_rate(
-    client: Client, step: int, rate: float, seconds: float, index: int
-) -> int:
+async def send_at_rate(client: Client, step: int, rate: float, seconds: float, index: int) -> int:
     """Open-loop sender: message k leaves at start + k / rate whatever the replies do."""
     assert client.ws is not None
     count = max(1, round(rate * seconds))
@@ -271,9 +263,7 @@ async def fanout(args: argparse.Namespace) -> dict:
         # Message k leaves at k / rate: the send window is the step, whatever the last sleep did.
         window = max(args.step_seconds, (stats.last_at or send_end) - step_start)
         latencies = sorted(stats.latencies)
-        client_cpu = (cpu_seconds() - cpu_before) / max(
-            1e-9, time.perf_counter() - step_start
-        )
+        client_cpu = (cpu_seconds() - cpu_before) / max(1e-9, time.perf_counter() - step_start)
         cpu = meter.stop()
         stack_cpu = cpu.get("stack_cpu_seconds", {})
         engine_cpu = cpu.get("engine_cpu_seconds", {})
@@ -304,8 +294,7 @@ async def fanout(args: argparse.Namespace) -> dict:
         result["steps"].append(row)
         print(f"fanout step {step}: {json.dumps(row)}", file=sys.stderr, flush=True)
         saturated = (
-            row["delivered_rate"]
-            < args.min_delivered_fraction * row["offered_delivery_rate"]
+            row["delivered_rate"] < args.min_delivered_fraction * row["offered_delivery_rate"]
         )
         if row["lost"] or saturated or (row["p99_ms"] or 0) > args.stop_p99_ms:
             result["stopped"] = (
@@ -322,9 +311,7 @@ async def fanout(args: argparse.Namespace) -> dict:
     good = [
         s
         for s in result["steps"]
-        if s["lost"] == 0
-        and s["p99_ms"] is not None
-        and s["p99_ms"] < args.p99_limit_ms
+        if s["lost"] == 0 and s["p99_ms"] is not None and s["p99_ms"] < args.p99_limit_ms
     ]
     result["best_delivered_rate_within_p99_limit"] = max(
         (s["delivered_rate"] for s in good), default=0
@@ -340,9 +327,7 @@ async def capacity(args: argparse.Namespace) -> dict:
     proxy = stackinfo.docker_proxy(args.port)
     proxy_limit = None
     if proxy and args.raise_proxy_nofile:
-        proxy_limit = stackinfo.raise_proxy_file_limit(
-            proxy["pid"], 8 * args.target + 1024
-        )
+        proxy_limit = stackinfo.raise_proxy_file_limit(proxy["pid"], 8 * args.target + 1024)
     baseline = await asyncio.to_thread(stackinfo.memory_by_container, args.project)
     proxy_before = stackinfo.docker_proxy(args.port)
     # docker-proxy exits when it runs out of files, and the published port stays dead until the
@@ -350,11 +335,7 @@ async def capacity(args: argparse.Namespace) -> dict:
     target = args.target
     proxy_cap = None
     if proxy_before and proxy_before["file_limit"][0]:
-        spare = (
-            proxy_before["file_limit"][0]
-            - proxy_before["open_files"]
-            - PROXY_FILE_MARGIN
-        )
+        spare = proxy_before["file_limit"][0] - proxy_before["open_files"] - PROXY_FILE_MARGIN
         proxy_cap = max(0, spare // PROXY_FILES_PER_CONNECTION)
         target = min(target, proxy_cap)
 
@@ -378,9 +359,7 @@ async def capacity(args: argparse.Namespace) -> dict:
             try:
                 await load.open(
                     client,
-                    timeout=min(
-                        CONNECT_TIMEOUT_S, max(1.0, deadline - time.perf_counter())
-                    ),
+                    timeout=min(CONNECT_TIMEOUT_S, max(1.0, deadline - time.perf_counter())),
                 )
             except Exception as error:  # noqa: BLE001
                 failures[type(error).__name__] += 1
@@ -394,9 +373,7 @@ async def capacity(args: argparse.Namespace) -> dict:
 
     async def sample() -> None:
         while True:
-            timeline.append(
-                (round(time.perf_counter() - started, 1), held, sum(failures.values()))
-            )
+            timeline.append((round(time.perf_counter() - started, 1), held, sum(failures.values())))
             await asyncio.sleep(1)
 
     sampler = asyncio.create_task(sample())
@@ -409,22 +386,16 @@ async def capacity(args: argparse.Namespace) -> dict:
     # heartbeats; count the ones still open at the end.
     await asyncio.sleep(args.hold_seconds)
     alive = sum(
-        1
-        for c in clients
-        if c.ws is not None and c.reader is not None and not c.reader.done()
+        1 for c in clients if c.ws is not None and c.reader is not None and not c.reader.done()
     )
     held_memory = await asyncio.to_thread(stackinfo.memory_by_container, args.project)
     proxy_held = stackinfo.docker_proxy(args.port)
     host_busy = stackinfo.host_cpu_busy(host_before)
-    timeline.append(
-        (round(time.perf_counter() - started, 1), alive, sum(failures.values()))
-    )
+    timeline.append((round(time.perf_counter() - started, 1), alive, sum(failures.values())))
     sampler.cancel()
 
     close = await load.close_all(clients)
-    stack_delta = sum(held_memory.values()) - sum(
-        baseline.get(name, 0) for name in held_memory
-    )
+    stack_delta = sum(held_memory.values()) - sum(baseline.get(name, 0) for name in held_memory)
     result = {
         "target": args.target,
         "proxy_cap": proxy_cap,
@@ -443,9 +414,7 @@ async def capacity(args: argparse.Namespace) -> dict:
             "file_limit": proxy_limit,
             # Files the proxy holds per connection, and the connections its limit allows.
             "files_per_connection": (
-                round(
-                    (proxy_held["open_files"] - proxy_before["open_files"]) / alive, 2
-                )
+                round((proxy_held["open_files"] - proxy_before["open_files"]) / alive, 2)
                 if alive and proxy_before and proxy_held and proxy_held["open_files"]
                 else None
             ),
@@ -466,30 +435,22 @@ async def capacity(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--url", default="ws://127.0.0.1:18090", help="WebSocket base URL (nginx)"
-    )
+    parser.add_argument("--url", default="ws://127.0.0.1:18090", help="WebSocket base URL (nginx)")
     parser.add_argument(
         "--origin",
         default=None,
         help="Origin header (default: the http:// form of --url)",
     )
     parser.add_argument("--room-prefix", default="bench")
-    parser.add_argument(
-        "--concurrency", type=int, default=64, help="handshakes in flight at once"
-    )
+    parser.add_argument("--concurrency", type=int, default=64, help="handshakes in flight at once")
     sub = parser.add_subparsers(dest="mode", required=True)
 
     fan = sub.add_parser(
         "fanout", help="R rooms x C clients, one sender per room at increasing rates"
     )
     fan.add_argument("--rooms", type=int, default=10)
-    fan.add_argument(
-        "--project", default=None, help="compose project whose CPU time is measured"
-    )
-    fan.add_argument(
-        "--port", type=int, default=18090, help="published port (docker-proxy)"
-    )
+    fan.add_argument("--project", default=None, help="compose project whose CPU time is measured")
+    fan.add_argument("--port", type=int, default=18090, help="published port (docker-proxy)")
     fan.add_argument(
         "--clients", type=int, default=20, help="clients per room, the sender included"
     )
@@ -527,9 +488,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="no further steps once deliveries fall below this share of the offered rate",
     )
 
-    cap = sub.add_parser(
-        "capacity", help="ramp idle connections toward --target and hold them"
-    )
+    cap = sub.add_parser("capacity", help="ramp idle connections toward --target and hold them")
     cap.add_argument("--target", type=int, default=10000)
     cap.add_argument("--per-room", type=int, default=20, help="connections per room")
     cap.add_argument("--ramp-seconds", type=float, default=150)
@@ -554,9 +513,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.origin is None:
         args.origin = (
-            args.url.replace("ws://", "http://", 1)
-            .replace("wss://", "https://", 1)
-            .rstrip("/")
+            args.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
         )
     return args
 
