@@ -540,6 +540,7 @@ def write(out: Path, results: dict) -> None:
     made = plots(out, results) if results.get("profiles") else []
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     elapsed = results.get("elapsed_seconds", 0)
+    rounds = max((p.get("rounds_measured", 1) for p in results["profiles"].values()), default=1)
     contention = [
         *results.get("concurrent_work_at_start", []),
         *results.get("concurrent_work_at_end", []),
@@ -554,7 +555,13 @@ def write(out: Path, results: dict) -> None:
             "Profiles: [seed](../profiles/seed.yml), [defaults](../profiles/defaults.yml), "
             "[max](../profiles/max.yml); how it runs: [bench/README.md](../README.md). "
             "Run order: defaults (its first converge is the cold one), seed, max, "
-            "on the same images and data."
+            "on the same images and data"
+            + (
+                f"; HTTP and fan-out measured in {rounds} interleaved rounds, the best "
+                "of them shown (other work on the cores only ever slows a round down)."
+                if rounds > 1
+                else "."
+            )
         ),
         "",
     ]
