@@ -36,9 +36,11 @@ def test_asgi_replica_count(stack: Stack):
 def test_nginx_upstream_lists_every_asgi_replica(stack: Stack):
     replicas = int(expect(stack, "asgi_replicas"))
     nginx = stack.service("nginx")
-    # nginx -T with the container's own arguments (its -c configuration), as it runs.
-    assert nginx.command[0].endswith("nginx"), f"nginx runs {nginx.command}"
-    config = nginx.exec(*nginx.command, "-T").stdout
+    # nginx -T with the configuration the running master process was started with (-c).
+    masters = [p["args"] for p in nginx.top() if p["args"].startswith("nginx: master process")]
+    assert masters, f"no nginx master process in {nginx.name}: {nginx.top()}"
+    configuration = re.search(r"\s-c\s+(\S+)", masters[0])
+    config = nginx.exec("nginx", *(["-c", configuration[1]] if configuration else []), "-T").stdout
     upstreams = dict(
         re.findall(r"^\s*upstream\s+(\S+)\s*\{(.*?)\}", config, re.DOTALL | re.MULTILINE)
     )
