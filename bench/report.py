@@ -6,9 +6,9 @@ python bench/report.py [bench/results]      # rewrite the report from the stored
 from __future__ import annotations
 
 import json
-import warnings
 import sys
 import time
+import warnings
 from pathlib import Path
 
 PROFILES = ["seed", "defaults", "max"]
