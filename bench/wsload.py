@@ -194,14 +194,21 @@ async def open_many(load: Load, clients: list[Client], concurrency: int) -> list
 # --- fan-out ------------------------------------------------------------------------------------
 
 
-async def send_at_rate(client: Client, step: int, rate: float, seconds: float, index: int) -> int:
-    """Open-loop sender: message k leaves at start + k / rate whatever the replies do."""
+async def send_at_rate(
+    client: Client, step: int, rate: float, seconds: float, index: int, phase: float
+) -> int:
+    """Open-loop sender: message k leaves at start + (k + phase) / rate whatever the replies do.
+
+    The senders of different rooms get evenly spread phases (0 <= phase < 1), so the total
+    offered rate arrives as a steady stream rather than in bursts of one message per room at
+    the same instant, which would queue behind each other and measure the burst, not the rate.
+    """
     assert client.ws is not None
     count = max(1, round(rate * seconds))
     start = time.perf_counter()
     sent = 0
     for k in range(count):
-        delay = start + k / rate - time.perf_counter()
+        delay = start + (k + phase) / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         text = f"{BENCH_PREFIX} {step} {index} {k} {time.perf_counter():.6f}"
@@ -250,7 +257,7 @@ async def fanout(args: argparse.Namespace) -> dict:
         step_start = time.perf_counter()
         sent = await asyncio.gather(
             *(
-                send_at_rate(members[room][0], step, per_room, args.step_seconds, r)
+                send_at_rate(members[room][0], step, per_room, args.step_seconds, r, r / args.rooms)
                 for r, room in enumerate(rooms)
             )
         )
