@@ -485,6 +485,10 @@ def plots(out: Path, results: dict) -> list[str]:
             yscale="log",
             title=f"HTTP {title}: latency",
         )
+        levels = results.get("load", {}).get("http_levels", [])
+        for ax in (axes[0][col], axes[1][col]):
+            ax.set_xticks(levels, [str(level) for level in levels])
+            ax.minorticks_off()
         axes[0][col].legend(fontsize=8)
         axes[1][col].legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -542,7 +546,7 @@ def machine_lines(results: dict) -> list[str]:
 def write(out: Path, results: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     made = plots(out, results) if results.get("profiles") else []
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    when = results.get("finished") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     elapsed = results.get("elapsed_seconds", 0)
     rounds = max((p.get("rounds_measured", 1) for p in results["profiles"].values()), default=1)
     contention = [

@@ -235,6 +235,7 @@ class Bench:
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self.results["elapsed_seconds"] = round(time.monotonic() - self.started)
+        self.results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1) + "\n")
 
     # --- preparation ----------------------------------------------------------------------------
