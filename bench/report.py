@@ -147,12 +147,8 @@ def table(results: dict) -> list[str]:
         ),
     )
     add(
-        "messages lost (all steps)",
-        lambda d, _p: (
-            sum(s["lost"] for s in _get(d, "fanout", "steps", default=[]))
-            if _get(d, "fanout")
-            else None
-        ),
+        "messages lost within the drain (all steps of all rounds)",
+        lambda d, _p: _lost_all_rounds(d),
         show_ratio=False,
     )
 
@@ -262,6 +258,24 @@ def _cpu_per(rows: list[dict], count_key: str, scale: float, key: str = "stack_c
     if not count:
         return None
     return scale * sum(sum(r[key].values()) for r in rows) / count
+
+
+def _lost_all_rounds(profile: dict):
+    rounds = [r["fanout"] for r in profile.get("rounds", []) if "fanout" in r]
+    if not rounds and _get(profile, "fanout"):
+        rounds = [profile["fanout"]]
+    if not rounds:
+        return None
+    lost = [sum(s["lost"] for s in f["steps"]) for f in rounds]
+    if not any(lost):
+        return 0
+    where = [
+        f"{s['lost']:,} at {s['offered_delivery_rate']:,.0f}/s offered (round {n})"
+        for n, f in enumerate(rounds, 1)
+        for s in f["steps"]
+        if s["lost"]
+    ]
+    return "; ".join(where)
 
 
 def _latency(row):
