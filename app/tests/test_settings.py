@@ -257,29 +257,33 @@ def test_settings_read_every_documented_variable(tmp_path):
     }
 
 
-def test_gunicorn_config_reads_its_variables():
-    result = subprocess.run(
+def gunicorn_print_config(**env: str) -> subprocess.CompletedProcess:
+    """gunicorn's own view of gunicorn.conf.py under the given environment (--print-config)."""
+    return subprocess.run(
         [servers.PYTHON, "-m", "gunicorn", "--print-config", "-c", "gunicorn.conf.py",
          "djchat.wsgi:application"],
         cwd=servers.APP_DIR,
-        env=servers.app_env(
-            DJANGO_DEBUG="true",
-            GUNICORN_BIND="127.0.0.1:9001",
-            GUNICORN_WORKERS="3",
-            GUNICORN_WORKER_CLASS="gthread",
-            GUNICORN_WORKER_CONNECTIONS="50",
-            GUNICORN_THREADS="6",
-            GUNICORN_TIMEOUT="31",
-            GUNICORN_GRACEFUL_TIMEOUT="32",
-            GUNICORN_KEEPALIVE="4",
-            GUNICORN_MAX_REQUESTS="500",
-            GUNICORN_MAX_REQUESTS_JITTER="50",
-        ),
+        env=servers.app_env(DJANGO_DEBUG="true", **env),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )  # fmt: skip
+
+
+def test_gunicorn_config_reads_its_variables():
+    result = gunicorn_print_config(
+        GUNICORN_BIND="127.0.0.1:9001",
+        GUNICORN_WORKERS="3",
+        GUNICORN_WORKER_CLASS="gthread",
+        GUNICORN_WORKER_CONNECTIONS="50",
+        GUNICORN_THREADS="6",
+        GUNICORN_TIMEOUT="31",
+        GUNICORN_GRACEFUL_TIMEOUT="32",
+        GUNICORN_KEEPALIVE="4",
+        GUNICORN_MAX_REQUESTS="500",
+        GUNICORN_MAX_REQUESTS_JITTER="50",
+    )
     assert result.returncode == 0, result.stderr
     printed = dict(re.findall(r"^(\w+)\s+= (.*)$", result.stdout, re.MULTILINE))
 
@@ -297,16 +301,7 @@ def test_gunicorn_config_reads_its_variables():
 
 
 def test_gunicorn_config_defaults_to_gevent_workers():
-    result = subprocess.run(
-        [servers.PYTHON, "-m", "gunicorn", "--print-config", "-c", "gunicorn.conf.py",
-         "djchat.wsgi:application"],
-        cwd=servers.APP_DIR,
-        env=servers.app_env(DJANGO_DEBUG="true"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
+    result = gunicorn_print_config()
 
     assert re.search(r"^worker_class\s+= gevent$", result.stdout, re.MULTILINE), result.stderr
     assert re.search(r"^bind\s+= \['0.0.0.0:8000'\]$", result.stdout, re.MULTILINE)
@@ -314,16 +309,7 @@ def test_gunicorn_config_defaults_to_gevent_workers():
 
 def test_gunicorn_config_turns_the_control_socket_off():
     # It would be created under $HOME, which the read-only container has not got.
-    result = subprocess.run(
-        [servers.PYTHON, "-m", "gunicorn", "--print-config", "-c", "gunicorn.conf.py",
-         "djchat.wsgi:application"],
-        cwd=servers.APP_DIR,
-        env=servers.app_env(DJANGO_DEBUG="true"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
+    result = gunicorn_print_config()
 
     assert re.search(r"^control_socket_disable\s+= True$", result.stdout, re.MULTILINE), (
         result.stdout + result.stderr
