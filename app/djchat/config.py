@@ -82,27 +82,43 @@ def redis_cache(url: str, password: str | None) -> dict:
     }
 
 
+# The channels_redis layers CHANNEL_LAYER_BACKEND chooses between.
+CHANNEL_LAYER_BACKENDS = {
+    # Queues in Redis: group_send puts a copy on every member's channel, and each daphne process
+    # pops them one by one. Bounded per channel (capacity), survives a short consumer stall.
+    "core": "channels_redis.core.RedisChannelLayer",
+    # Redis pub/sub: one PUBLISH per group_send, received once per daphne process and handed to its
+    # members in memory. Cheaper per delivery; a process that is disconnected misses what was
+    # published meanwhile (the consumers' heartbeat repairs that from the database).
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
 def channel_layers(
-    url: str, password: str | None, *, capacity: int, expiry: int, group_expiry: int
+    url: str,
+    password: str | None,
+    *,
+    capacity: int,
+    expiry: int,
+    group_expiry: int,
+    backend: str = "core",
 ) -> dict:
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": url,
-                        "password": password,
-                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
-                        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS,
-                    }
-                ],
-                "prefix": "djchat:asgi",
-                # A channel holding `capacity` undelivered messages drops further group_send
-                # messages silently; chat history plus `since` resume is what recovers them.
-                "capacity": capacity,
-                "expiry": expiry,
-                "group_expiry": group_expiry,
-            },
-        }
+    if backend not in CHANNEL_LAYER_BACKENDS:
+        choices = ", ".join(CHANNEL_LAYER_BACKENDS)
+        raise ValueError(f"channel layer backend {backend!r} is not one of {choices}")
+    layer = {
+        "hosts": [
+            {
+                "address": url,
+                "password": password,
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS,
+            }
+        ],
+        "prefix": "djchat:asgi",
     }
+    if backend == "core":
+        # A channel holding `capacity` undelivered messages drops further group_send messages
+        # silently; chat history plus `since` resume is what recovers them.
+        layer |= {"capacity": capacity, "expiry": expiry, "group_expiry": group_expiry}
+    return {"default": {"BACKEND": CHANNEL_LAYER_BACKENDS[backend], "CONFIG": layer}}

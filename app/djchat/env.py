@@ -11,6 +11,7 @@ This module imports nothing from Django's settings machinery, so gunicorn.conf.p
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -73,3 +74,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: Iterable[str]) -> str:
+    """One of `choices`, case-insensitive; blank means the default."""
+    value = env_raw(name)
+    if value is None or not value.strip():
+        return default
+    lowered = value.strip().lower()
+    allowed = list(choices)
+    if lowered not in allowed:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(allowed)}.")
+    return lowered

@@ -9,7 +9,7 @@ the servers refuse to start without the key (djchat/checks.py).
 from pathlib import Path
 
 from djchat import config
-from djchat.env import env_bool, env_int, env_list, env_str
+from djchat.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -128,9 +128,10 @@ CACHES = config.redis_cache(REDIS_URL, REDIS_PASSWORD)
 CHANNEL_LAYERS = config.channel_layers(
     REDIS_URL,
     REDIS_PASSWORD,
-    capacity=env_int("CHANNEL_LAYER_CAPACITY", 100, minimum=1),
+    capacity=env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=1),
     expiry=env_int("CHANNEL_LAYER_EXPIRY", 60, minimum=1),
     group_expiry=env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400, minimum=1),
+    backend=env_choice("CHANNEL_LAYER_BACKEND", "core", config.CHANNEL_LAYER_BACKENDS),
 )
 
 # --- Chat -------------------------------------------------------------------------------------
@@ -142,6 +143,8 @@ CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", 50, minimum=0)
 CHAT_RESUME_LIMIT = env_int("CHAT_RESUME_LIMIT", 1000, minimum=1)
 CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)
 CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 30, minimum=2)
+# Seconds the home page's "Recently active" list is served from the cache (0 = never cached).
+CHAT_ROOM_LIST_CACHE_SECONDS = env_int("CHAT_ROOM_LIST_CACHE_SECONDS", 2, minimum=0)
 
 # --- Static files -----------------------------------------------------------------------------
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
@@ -81,45 +78,10 @@ def clean_redis(redis_server):
     channel_layers.backends.clear()
 
 
-@dataclass
-class Stack:
-    """The app as deployed, minus nginx: two daphne processes and gunicorn sharing one database
-    and one Redis, as separate OS processes."""
-
-    asgi: list[servers.AppServer]
-    wsgi: servers.AppServer
-    logs: Path
-
-    def describe_logs(self) -> str:
-        return f"server logs: {self.logs}"
-
-
 @pytest.fixture(scope="session")
 def stack(redis_server, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("stack")
-    env = servers.app_env(
-        # Debug, so a lone daphne serves the static files to the browser (no nginx here).
-        DJANGO_DEBUG="true",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"sqlite:///{workdir}/db.sqlite3",
-        REDIS_URL=redis_server.url,
-        REDIS_PASSWORD_FILE=str(write_secret(workdir / "redis-password", redis_server.password)),
-        CHAT_PRESENCE_TTL="6",
-    )
-    migrated = servers.manage("migrate", "--noinput", env=env)
-    assert migrated.returncode == 0, migrated.stderr
-    with contextlib.ExitStack() as running:
-        asgi = [
-            running.enter_context(servers.daphne(env, workdir / f"daphne-{n}.log")) for n in (1, 2)
-        ]
-        wsgi = running.enter_context(servers.gunicorn(env, workdir / "gunicorn.log"))
-        yield Stack(asgi=asgi, wsgi=wsgi, logs=workdir)
-
-
-def write_secret(path: Path, value: str) -> Path:
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-    return path
+    with servers.running_stack(redis_server, tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -176,3 +176,42 @@ def gunicorn(env: dict[str, str], log: Path):
     command = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "djchat.wsgi:application"]
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}
     return app_process(command, port, env, log)
+
+
+@dataclass
+class Stack:
+    """The app as deployed, minus nginx: two daphne processes and gunicorn sharing one database
+    and one Redis, as separate OS processes."""
+
+    asgi: list[AppServer]
+    wsgi: AppServer
+    logs: Path
+
+    def describe_logs(self) -> str:
+        return f"server logs: {self.logs}"
+
+
+@contextlib.contextmanager
+def running_stack(redis_server: RedisServer, workdir: Path, **extra_env: str) -> Iterator[Stack]:
+    env = app_env(
+        # Debug, so a lone daphne serves the static files to the browser (no nginx here).
+        DJANGO_DEBUG="true",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=f"sqlite:///{workdir}/db.sqlite3",
+        REDIS_URL=redis_server.url,
+        REDIS_PASSWORD_FILE=str(write_secret(workdir / "redis-password", redis_server.password)),
+        CHAT_PRESENCE_TTL="6",
+        **extra_env,
+    )
+    migrated = manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    with contextlib.ExitStack() as running:
+        asgi = [running.enter_context(daphne(env, workdir / f"daphne-{n}.log")) for n in (1, 2)]
+        wsgi = running.enter_context(gunicorn(env, workdir / "gunicorn.log"))
+        yield Stack(asgi=asgi, wsgi=wsgi, logs=workdir)
+
+
+def write_secret(path: Path, value: str) -> Path:
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path

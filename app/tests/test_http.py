@@ -5,9 +5,11 @@ import socket
 
 import pytest
 from channels.testing import HttpCommunicator
+from django.core.cache import cache
 from django.test import Client
 
 from chat.services.messages import post_message
+from chat.views import ROOM_LIST_CACHE_KEY
 from djchat import config
 from tests.support import asgi_application
 
@@ -182,6 +184,43 @@ def test_home_lists_rooms_with_recent_activity_newest_first(client):
     page = client.get("/").content.decode()
 
     assert page.index("#busy-room") < page.index("#quiet-room")
+
+
+def test_home_serves_the_room_list_from_the_cache_until_it_expires(client, settings):
+    settings.CHAT_ROOM_LIST_CACHE_SECONDS = 60
+    post_message("early-room", "alice", "first")
+    assert "#early-room" in client.get("/").content.decode()
+
+    post_message("late-room", "bob", "second")
+    cached = client.get("/").content.decode()
+    cache.delete(ROOM_LIST_CACHE_KEY)  # what expiry does after CHAT_ROOM_LIST_CACHE_SECONDS
+    fresh = client.get("/").content.decode()
+
+    assert "#late-room" not in cached
+    assert fresh.index("#late-room") < fresh.index("#early-room")
+
+
+def test_home_renders_the_room_list_every_time_with_the_cache_off(client, settings):
+    settings.CHAT_ROOM_LIST_CACHE_SECONDS = 0
+    post_message("early-room", "alice", "first")
+    client.get("/")
+
+    post_message("late-room", "bob", "<b>second</b>")
+
+    assert "#late-room" in client.get("/").content.decode()
+    assert cache.get(ROOM_LIST_CACHE_KEY) is None
+
+
+def test_home_still_lists_rooms_while_the_cache_is_unreachable(client, settings):
+    settings.CHAT_ROOM_LIST_CACHE_SECONDS = 60
+    # Port 9 (discard) on loopback: nothing listens, so every cache call fails to connect.
+    settings.CACHES = config.redis_cache("redis://127.0.0.1:9/0", None)
+    post_message("lonely-room", "alice", "first")
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert "#lonely-room" in response.content.decode()
 
 
 def test_open_room_form_redirects_to_the_normalised_room(client):

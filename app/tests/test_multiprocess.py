@@ -11,7 +11,19 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests import servers
+
 HOSTNAME = socket.gethostname()
+
+
+@pytest.fixture(scope="module", params=["core", "pubsub"])
+def stack(request, redis_server, tmp_path_factory):
+    """Every test here runs once per channel layer backend (CHANNEL_LAYER_BACKEND)."""
+    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with servers.running_stack(
+        redis_server, workdir, CHANNEL_LAYER_BACKEND=request.param
+    ) as running:
+        yield running
 
 
 def open_socket(server, room: str, nick: str | None = None, *, since=None, cookie=None):

@@ -1,6 +1,7 @@
 """Configuration: the environment readers, the derived configs, and settings.py wiring them up."""
 
 import json
+import os
 import re
 import subprocess
 
@@ -124,6 +125,46 @@ def test_channel_layer_reads_outlast_the_layers_blocking_receive():
     assert host["socket_timeout"] > RedisChannelLayer.brpop_timeout * 2
 
 
+def test_pubsub_channel_layer_is_chosen_by_setting_and_has_no_queue_limits():
+    layer = config.channel_layers(
+        "redis://r:6379/0", "pw", capacity=1, expiry=1, group_expiry=1, backend="pubsub"
+    )["default"]
+
+    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layer["CONFIG"]["hosts"][0]["password"] == "pw"
+    assert not {"capacity", "expiry", "group_expiry"} & layer["CONFIG"].keys()
+
+
+def test_settings_select_the_channel_layer_backend():
+    loaded = load_settings(CHANNEL_LAYER_BACKEND="PubSub")
+
+    assert loaded["LAYER_BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+def test_settings_refuse_an_unknown_channel_layer_backend():
+    result = subprocess.run(
+        [servers.PYTHON, "-c", PRINT_SETTINGS],
+        cwd=servers.APP_DIR,
+        env=servers.app_env(
+            DJANGO_SETTINGS_MODULE="djchat.settings", CHANNEL_LAYER_BACKEND="rabbit"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "CHANNEL_LAYER_BACKEND='rabbit' is not one of core, pubsub" in result.stderr
+
+
+def test_gunicorn_config_refuses_an_unknown_worker_class():
+    result = gunicorn_print_config(GUNICORN_WORKER_CLASS="eventlet")
+
+    assert result.returncode != 0
+    assert "GUNICORN_WORKER_CLASS='eventlet' is not one of gevent, gthread, sync" in result.stderr
+
+
 def test_default_database_is_on_the_data_volume_when_it_exists(tmp_path):
     data = tmp_path / "data"
     assert (
@@ -152,8 +193,9 @@ print(json.dumps({
     "REDIS_URL": s.REDIS_URL, "REDIS_PASSWORD": s.REDIS_PASSWORD,
     "CACHE_LOCATION": s.CACHES["default"]["LOCATION"],
     "CACHE_PASSWORD": s.CACHES["default"]["OPTIONS"]["password"],
-    "LAYER_HOST": layer["hosts"][0], "CAPACITY": layer["capacity"], "EXPIRY": layer["expiry"],
-    "GROUP_EXPIRY": layer["group_expiry"],
+    "LAYER_BACKEND": s.CHANNEL_LAYERS["default"]["BACKEND"], "LAYER_HOST": layer["hosts"][0],
+    "CAPACITY": layer.get("capacity"), "EXPIRY": layer.get("expiry"),
+    "GROUP_EXPIRY": layer.get("group_expiry"),
     "CHAT": {name: getattr(s, name) for name in dir(s) if name.startswith("CHAT_")},
     "LOG_LEVEL": s.LOGGING["root"]["level"],
     "STORAGE": s.STORAGES["staticfiles"]["BACKEND"],
@@ -185,7 +227,8 @@ def test_settings_defaults_are_safe_for_production():
     assert loaded["DB_ENGINE"] == "django.db.backends.sqlite3"
     assert loaded["DB_NAME"].endswith("db.sqlite3")
     assert loaded["REDIS_URL"] == "redis://127.0.0.1:6379/0"
-    assert (loaded["CAPACITY"], loaded["EXPIRY"], loaded["GROUP_EXPIRY"]) == (100, 60, 86400)
+    assert loaded["LAYER_BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert (loaded["CAPACITY"], loaded["EXPIRY"], loaded["GROUP_EXPIRY"]) == (1000, 60, 86400)
     assert loaded["CHAT"] == {
         "CHAT_ALLOW_ANONYMOUS": True,
         "CHAT_HISTORY_SIZE": 50,
@@ -194,6 +237,7 @@ def test_settings_defaults_are_safe_for_production():
         "CHAT_RATE_LIMIT_MESSAGES": 10,
         "CHAT_RATE_LIMIT_SECONDS": 10,
         "CHAT_RESUME_LIMIT": 1000,
+        "CHAT_ROOM_LIST_CACHE_SECONDS": 2,
     }
     assert loaded["STORAGE"].endswith("ManifestStaticFilesStorage")
 
@@ -226,6 +270,7 @@ def test_settings_read_every_documented_variable(tmp_path):
         CHAT_RESUME_LIMIT="15",
         CHAT_ALLOW_ANONYMOUS="false",
         CHAT_PRESENCE_TTL="16",
+        CHAT_ROOM_LIST_CACHE_SECONDS="17",
     )
 
     assert loaded["SECRET_KEY"] == "k" * 60
@@ -254,6 +299,7 @@ def test_settings_read_every_documented_variable(tmp_path):
         "CHAT_RATE_LIMIT_MESSAGES": 12,
         "CHAT_RATE_LIMIT_SECONDS": 13,
         "CHAT_RESUME_LIMIT": 15,
+        "CHAT_ROOM_LIST_CACHE_SECONDS": 17,
     }
 
 
@@ -305,6 +351,23 @@ def test_gunicorn_config_defaults_to_gevent_workers():
 
     assert re.search(r"^worker_class\s+= gevent$", result.stdout, re.MULTILINE), result.stderr
     assert re.search(r"^bind\s+= \['0.0.0.0:8000'\]$", result.stdout, re.MULTILINE)
+
+
+def test_gunicorn_config_never_recycles_workers_by_default():
+    # Each recycled worker imports Django again; an operator opts in to bound a leak.
+    printed = dict(re.findall(r"^(\w+)\s+= (.*)$", gunicorn_print_config().stdout, re.MULTILINE))
+
+    assert (printed["max_requests"], printed["max_requests_jitter"]) == ("0", "0")
+    assert printed["workers"] == str(os.cpu_count() + 1)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", "-"), ("false", "None")])
+def test_gunicorn_access_log_can_be_switched_off(value, expected):
+    result = gunicorn_print_config(GUNICORN_ACCESS_LOG=value)
+
+    assert re.search(rf"^accesslog\s+= {expected}$", result.stdout, re.MULTILINE), (
+        result.stdout + result.stderr
+    )
 
 
 def test_gunicorn_config_turns_the_control_socket_off():
