@@ -37,6 +37,17 @@ X
     docker.io docker-cli docker-compose docker-buildx >/dev/null
 }
 
+# A new engine gets the userland proxy off: Docker then forwards published ports with NAT rules
+# instead of a docker-proxy process per port that carries (and holds six files for) every
+# connection. Measured here: 2.4x the requests/s of a bare nginx, and WebSocket capacity no longer
+# bounded by docker-proxy's open files (bench/README.md). An existing daemon.json is left alone.
+configure_daemon() {
+  [ -e /etc/docker/daemon.json ] && return
+  log "writing /etc/docker/daemon.json (userland-proxy off)"
+  mkdir -p /etc/docker
+  printf '{\n    "userland-proxy": false\n}\n' >/etc/docker/daemon.json
+}
+
 start_daemon() {
   if [ "$(ps -o comm= -p 1 2>/dev/null)" = systemd ]; then
     systemctl enable --now docker
@@ -54,6 +65,7 @@ start_daemon() {
 
 engine_answers && have_packages && exit 0
 have_packages || install_packages
+pgrep -x dockerd >/dev/null || configure_daemon
 start_daemon
 for _ in $(seq 1 60); do
   engine_answers && { log "engine ready: $(docker version -f '{{.Server.Version}}')"; exit 0; }

@@ -1,5 +1,6 @@
 """Each deployed setting took effect in the running containers, not just in the files: asgi
-replica count, gunicorn worker processes and class, nginx's upstream list, TLS, redirect, HSTS.
+replica count, gunicorn worker processes and class, nginx's upstream list, the channel layer,
+TLS, redirect, HSTS.
 The expected values come from the scenario (E2E_EXPECT); a test whose value is unknown is
 skipped."""
 
@@ -143,6 +144,22 @@ def test_redis_runs_with_the_configured_maxmemory(stack: Stack):
     )
     assert info.get("maxmemory") == str(size_in_bytes(maxmemory, binary_m=False)), (
         f"redis maxmemory is {info.get('maxmemory')} bytes, expected {maxmemory}"
+    )
+
+
+def test_asgi_uses_the_configured_channel_layer(stack: Stack, room: str):
+    """A member's room group shows in Redis the way its backend keeps groups: a sorted set of
+    member channels (core) or a pub/sub channel each daphne process subscribes to (pubsub)."""
+    backend = expect(stack, "channel_layer_backend")
+    group = f"chat.{room}"
+    with stack.chat(room, nick="layered"):
+        queued = redis_cli(stack, "EXISTS", f"djchat:asgi:group:{group}")
+        subscribed = redis_cli(stack, "PUBSUB", "NUMSUB", f"djchat:asgi__group__{group}")
+
+    layers = {"core": queued == "1", "pubsub": subscribed.splitlines()[-1] == "1"}
+    assert layers == {name: name == backend for name in layers}, (
+        f"expected the {backend} channel layer; Redis shows group key {queued!r}, "
+        f"subscribers {subscribed!r} {stack.logs_hint('asgi1')}"
     )
 
 
