@@ -366,6 +366,45 @@ def aims(results: dict) -> list[str]:
     return lines
 
 
+def headline(results: dict, profile: str) -> dict:
+    """The figures the aims are about, for one profile of one run."""
+    p = results["profiles"].get(profile, {})
+    warm = _get(p, "deploy", "warm_converge") or {}
+    # The seed's image is the seed-style Dockerfile's; every other profile runs the role's.
+    image = results.get("images", {}).get("seedstyle_bytes" if profile == "seed" else "role_bytes")
+    return {
+        "HTTP `/` req/s": best_http(p, "room_list"),
+        "HTTP `/healthz` req/s": best_http(p, "healthz"),
+        "fan-out msg/s at p99 < 100 ms": (fanout_best_step(p) or {}).get("delivered_rate")
+        if _get(p, "fanout")
+        else None,
+        "idle WebSocket connections held": _get(p, "capacity", "held"),
+        "warm converge, s": warm.get("seconds"),
+        "app image, MB": image / 1e6 if image else None,
+    }
+
+
+def before_after(before: dict, after: dict) -> list[str]:
+    """The role's defaults in an earlier run (before.json) next to this run, with each run's
+    ratio to its own seed profile (the seed is the yardstick; the machines' load differs)."""
+    b, a = headline(before, "defaults"), headline(after, "defaults")
+    bs, as_ = headline(before, "seed"), headline(after, "seed")
+    lines = [
+        f"Defaults of commit `{before.get('commit', '?')[:12]}` ({before.get('finished', '?')}) "
+        f"against this run's; each with its ratio to the seed profile measured in the same run.",
+        "",
+        "| defaults | before | after | after ÷ before | before ÷ seed | after ÷ seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, value in a.items():
+        digits = 1 if key.startswith("warm") else 0
+        lines.append(
+            f"| {key} | {fmt(b[key], digits)} | {fmt(value, digits)} | {ratio(value, b[key])} "
+            f"| {ratio(b[key], bs[key])} | {ratio(value, as_[key])} |"
+        )
+    return lines
+
+
 def fanout_details(results: dict) -> list[str]:
     lines = [
         "| profile | offered msg/s (sent × clients) | delivered msg/s | p50 ms | p99 ms | max ms | lost | host CPU busy | client CPU |",
@@ -557,7 +596,7 @@ def machine_lines(results: dict) -> list[str]:
     return lines
 
 
-def write(out: Path, results: dict) -> None:
+def write(out: Path, results: dict, before: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     made = plots(out, results) if results.get("profiles") else []
     when = results.get("finished") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -598,6 +637,8 @@ def write(out: Path, results: dict) -> None:
         ]
     md += table(results)
     md += ["", "## Aims (issue 6)", "", *aims(results), ""]
+    if before and before.get("profiles"):
+        md += ["## Before and after the default changes", "", *before_after(before, results), ""]
     md += ["## Fan-out steps", "", *fanout_details(results), ""]
     md += ["## Idle connections", "", *capacity_details(results), ""]
     if made:
@@ -608,9 +649,15 @@ def write(out: Path, results: dict) -> None:
     (out / "results.md").write_text("\n".join(md))
 
 
+def load_before(out: Path) -> dict | None:
+    """bench/results/before.json: a committed earlier full run to compare the defaults with."""
+    path = out / "before.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(__file__).resolve().parent / "results"
-    write(out, json.loads((out / "results.json").read_text()))
+    write(out, json.loads((out / "results.json").read_text()), load_before(out))
     return 0
 
 

@@ -624,7 +624,7 @@ class Bench:
             if not self.args.keep:
                 self.teardown("teardown-after")
         self.save()
-        report.write(self.out, self.results)
+        report.write(self.out, self.results, report.load_before(self.out))
         log(f"done in {time.monotonic() - self.started:.0f} s: {self.out / 'results.md'}")
 
 
