@@ -12,9 +12,8 @@ export PATH := $(BIN):$(PATH)
 # Molecule runs ansible-config from PATH; the collections bundled with the `ansible` package
 # are the only ones used here (Galaxy is not required).
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-# The scenarios `make test` (and CI) runs. `resilience` (faults, hostile clients, redeploys) is
-# not in CI yet: `make test-resilience` runs it; see README "Reliability".
-SCENARIOS   ?= default tuned
+# The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
+SCENARIOS   ?= default tuned resilience
 
 .PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-molecule test-resilience bench lock lock-dev clean
 

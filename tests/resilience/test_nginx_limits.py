@@ -41,6 +41,13 @@ def statuses(stack: Stack, count: int, workers: int, path: str = "/healthz") -> 
     return results
 
 
+def settle(stack: Stack) -> None:
+    """Let nginx's per-address bucket drain after an earlier flood (the burst leaks at RATE per
+    second), so the next test's own requests are not the ones refused."""
+    time.sleep(BURST / RATE + 0.5)
+    wait_until(lambda: stack.get("/healthz").status_code == 200, timeout=10, what="a 200")
+
+
 def test_request_rate_over_the_limit_is_answered_429_and_recovers(stack: Stack):
     started = time.monotonic()
     results = statuses(stack, count=6 * (RATE + BURST), workers=24)
@@ -59,6 +66,7 @@ def test_request_rate_over_the_limit_is_answered_429_and_recovers(stack: Stack):
 
 
 def test_static_files_are_not_rate_limited(stack: Stack):
+    settle(stack)
     page = stack.get("/r/res-assets/").text
     asset = re.search(r'(?:href|src)="(/static/[^"]+)"', page).group(1)
     results = statuses(stack, count=4 * (RATE + BURST), workers=24, path=asset)
@@ -67,6 +75,7 @@ def test_static_files_are_not_rate_limited(stack: Stack):
 
 
 def test_body_over_the_limit_is_refused_with_413(stack: Stack):
+    settle(stack)
     with stack.session() as session:
         over = session.post(
             stack.url("/accounts/login/"), data=b"x" * (BODY_LIMIT + 1024), timeout=15
@@ -79,7 +88,7 @@ def test_body_over_the_limit_is_refused_with_413(stack: Stack):
         f" {BODY_LIMIT // 2} B -> {under.status_code}"
     )
     assert over.status_code == 413
-    assert under.status_code != 413
+    assert under.status_code not in (413, 429)
     assert under.status_code < 500
 
 
