@@ -81,10 +81,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             history = await messages_after(self.room, since, settings.CHAT_RESUME_LIMIT)
         if history:
             self.delivered_up_to = history[-1]["id"]
+        elif since is None and settings.CHAT_HISTORY_SIZE > 0:
+            # The room had no messages when the history was read. Not the latest id read now: a
+            # message posted in between would count as delivered and never arrive (ids start at 1).
+            self.delivered_up_to = 0
         else:
-            # The client has everything so far: an empty room, CHAT_HISTORY_SIZE=0, or a resume
-            # with nothing new. A `since` from the future (the room was reset) is clamped so it
-            # cannot mute the next messages.
+            # The client has everything so far: CHAT_HISTORY_SIZE=0, or a resume with nothing
+            # new. A `since` from the future (the room was reset) is clamped so it cannot mute the
+            # next messages.
             latest_id = await latest_message_id(self.room)
             self.delivered_up_to = latest_id if since is None else min(since, latest_id)
         await self.send_frame(protocol.history_frame(self.room, HOSTNAME, history))

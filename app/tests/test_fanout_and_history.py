@@ -6,6 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from chat import consumers
 from chat.consumers import room_group
 from chat.services import latest
 from chat.services.messages import post_message
@@ -39,6 +40,31 @@ async def test_message_does_not_reach_other_rooms(chat, room):
     await alice.say("only for this room")
 
     assert await carol.receives_nothing(0.3)
+
+
+async def test_first_message_posted_while_a_member_joins_the_empty_room_reaches_it(
+    chat, room, monkeypatch
+):
+    # The race the resilience suite caught: the history read finds the room empty, the first
+    # message is stored before the join finishes, and the joiner must still receive it live.
+    read_history = consumers.recent_messages
+    stored = []
+
+    async def read_then_someone_posts(*args, **kwargs):
+        history = await read_history(*args, **kwargs)
+        stored.append(await post(room, "bob", "first ever"))
+        return history
+
+    monkeypatch.setattr(consumers, "recent_messages", read_then_someone_posts)
+    alice = await chat.join(room, "alice")
+    # Bob's connection announces what it stored, as ChatConsumer.post does.
+    await latest.record(room, stored[0]["id"])
+    await get_channel_layer().group_send(
+        room_group(room), {"type": "chat.message", "message": stored[0]}
+    )
+
+    assert alice.history["messages"] == []
+    assert await alice.receive_type("message") == stored[0]
 
 
 async def test_history_holds_the_last_50_messages_oldest_first(chat, room):
