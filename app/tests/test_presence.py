@@ -6,6 +6,7 @@ import pytest
 import redis.asyncio
 
 from chat.services import presence
+from chat.services import redis_client as redis_client_module
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,3 +82,15 @@ async def test_presence_key_expires_and_empties_so_it_never_only_grows(
 
     assert 0 < ttl_while_occupied <= 2 * settings.CHAT_PRESENCE_TTL
     assert exists_after_leaving == 0
+
+
+async def test_a_burst_of_heartbeats_beyond_the_pool_waits_instead_of_failing(room):
+    # Thousands of sockets of one daphne process heartbeat at once; the client's pool holds
+    # POOL_CONNECTIONS, and the rest must queue for a connection rather than raise.
+    burst = 4 * redis_client_module.POOL_CONNECTIONS
+    touches = [presence.touch(room, f"channel-{n}", f"nick-{n}") for n in range(burst)]
+
+    snapshots = await asyncio.gather(*touches)
+
+    assert len(snapshots[-1].online) == burst
+    await redis_client_module.close_client()
