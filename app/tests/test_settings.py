@@ -142,17 +142,7 @@ def test_settings_select_the_channel_layer_backend():
 
 
 def test_settings_refuse_an_unknown_channel_layer_backend():
-    result = subprocess.run(
-        [servers.PYTHON, "-c", PRINT_SETTINGS],
-        cwd=servers.APP_DIR,
-        env=servers.app_env(
-            DJANGO_SETTINGS_MODULE="djchat.settings", CHANNEL_LAYER_BACKEND="rabbit"
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = settings_process(CHANNEL_LAYER_BACKEND="rabbit")
 
     assert result.returncode != 0
     assert "CHANNEL_LAYER_BACKEND='rabbit' is not one of core, pubsub" in result.stderr
@@ -203,8 +193,9 @@ print(json.dumps({
 """
 
 
-def load_settings(**variables: str) -> dict:
-    result = subprocess.run(
+def settings_process(**variables: str) -> subprocess.CompletedProcess:
+    """settings.py loaded in a fresh process under the given environment (PRINT_SETTINGS)."""
+    return subprocess.run(
         [servers.PYTHON, "-c", PRINT_SETTINGS],
         cwd=servers.APP_DIR,
         env=servers.app_env(DJANGO_SETTINGS_MODULE="djchat.settings", **variables),
@@ -213,6 +204,10 @@ def load_settings(**variables: str) -> dict:
         timeout=60,
         check=False,
     )
+
+
+def load_settings(**variables: str) -> dict:
+    result = settings_process(**variables)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -317,6 +312,11 @@ def gunicorn_print_config(**env: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def printed_config(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """Setting name -> value as `gunicorn --print-config` prints them."""
+    return dict(re.findall(r"^(\w+)\s+= (.*)$", result.stdout, re.MULTILINE))
+
+
 def test_gunicorn_config_reads_its_variables():
     result = gunicorn_print_config(
         GUNICORN_BIND="127.0.0.1:9001",
@@ -331,7 +331,7 @@ def test_gunicorn_config_reads_its_variables():
         GUNICORN_MAX_REQUESTS_JITTER="50",
     )
     assert result.returncode == 0, result.stderr
-    printed = dict(re.findall(r"^(\w+)\s+= (.*)$", result.stdout, re.MULTILINE))
+    printed = printed_config(result)
 
     assert printed["bind"] == "['127.0.0.1:9001']"
     assert printed["workers"] == "3"
@@ -355,7 +355,7 @@ def test_gunicorn_config_defaults_to_gevent_workers():
 
 def test_gunicorn_config_never_recycles_workers_by_default():
     # Each recycled worker imports Django again; an operator opts in to bound a leak.
-    printed = dict(re.findall(r"^(\w+)\s+= (.*)$", gunicorn_print_config().stdout, re.MULTILINE))
+    printed = printed_config(gunicorn_print_config())
 
     assert (printed["max_requests"], printed["max_requests_jitter"]) == ("0", "0")
     assert printed["workers"] == str(os.cpu_count() + 1)
