@@ -1,6 +1,7 @@
 """ASGI entry point (daphne): HTTP through Django, WebSockets through Channels.
 
-Run as: daphne -b 0.0.0.0 -p 8001 --proxy-headers djchat.asgi:application
+Run as: python -m djchat.asgi_server -b 0.0.0.0 -p 8001 --proxy-headers djchat.asgi:application
+(daphne, closing failed WebSockets with a close frame: see djchat/asgi_server.py)
 """
 
 import os

@@ -165,8 +165,8 @@ def app_process(command: list[str], port: int, env: dict[str, str], log: Path):
 def daphne(env: dict[str, str], log: Path):
     """The asgi process type, as the image runs it, on a free loopback port."""
     port = free_port()
-    command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--proxy-headers",
-               "djchat.asgi:application"]  # fmt: skip
+    command = [PYTHON, "-m", "djchat.asgi_server", "-b", "127.0.0.1", "-p", str(port),
+               "--proxy-headers", "djchat.asgi:application"]  # fmt: skip
     return app_process(command, port, env, log)
 
 

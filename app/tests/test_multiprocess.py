@@ -8,7 +8,7 @@ import socket
 
 import pytest
 import requests
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests import servers
@@ -44,6 +44,12 @@ def receive(ws, frame_type: str, timeout: float = 10) -> dict:
         frame = json.loads(ws.recv(timeout=timeout))
         if frame["type"] == frame_type:
             return frame
+
+
+def drain(ws, timeout: float = 10) -> None:
+    """Read until the connection ends (it raises ConnectionClosed then)."""
+    while True:
+        ws.recv(timeout=timeout)
 
 
 def presence_becomes(ws, online: list[str], timeout: float = 10) -> None:
@@ -126,6 +132,24 @@ def test_daphne_refuses_a_foreign_origin_at_the_handshake(stack, room):
 
     assert refused.value.response.status_code == 403
     assert "Origin 'http://evil.example' is not allowed" in server.output()
+
+
+def test_frame_over_daphnes_limit_is_closed_with_1009_and_the_room_goes_on(stack, room):
+    """daphne's 1 MiB frame limit ends the connection with a close frame the client can read
+    (djchat.asgi_server), not a dropped socket; the other members keep chatting."""
+    with (
+        open_socket(stack.asgi[0], room, "amy") as amy,
+        open_socket(stack.asgi[0], room, "ben") as ben,
+    ):
+        receive(amy, "history")
+        amy.send("x" * (2 * 1024 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            drain(amy)
+
+        assert closed.value.rcvd is not None, "the server dropped the socket without a close frame"
+        assert closed.value.rcvd.code == 1009
+        ben.send(json.dumps({"type": "message", "text": "still here"}))
+        assert receive(ben, "message")["text"] == "still here"
 
 
 @pytest.mark.parametrize(("kind", "process"), [("wsgi", "wsgi"), ("asgi", "asgi")])
