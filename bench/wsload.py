@@ -79,6 +79,7 @@ class Client:
     ws: ClientConnection | None = None
     reader: asyncio.Task | None = None
     history: asyncio.Event = field(default_factory=asyncio.Event)
+    served_by: str = ""  # the asgi process (history frame), to spread the senders over them
     last_id: int = 0
     out_of_order: int = 0
     errors: Counter = field(default_factory=Counter)
@@ -138,6 +139,7 @@ class Load:
                         stats.received += 1
                         stats.last_at = now
                 elif kind == "history":
+                    client.served_by = frame.get("served_by", "")
                     messages = frame.get("messages") or []
                     client.last_id = messages[-1]["id"] if messages else 0
                     client.history.set()
@@ -220,6 +222,23 @@ async def send_at_rate(
     return sent
 
 
+def spread_senders(rooms: list[str], members: dict[str, list[Client]]) -> list[Client]:
+    """One sender per room, the rooms' senders spread evenly over the asgi processes.
+
+    A sender's process stores and publishes every message of its room, the most expensive part
+    of a delivery. Taking each room's first client put all ten senders on one of two daphne
+    replicas (nginx alternates, and every room has an even number of clients), which then did
+    twice the other's work: the knee measured that replica, not the stack.
+    """
+    processes = sorted({client.served_by for room in rooms for client in members[room]})
+    senders = []
+    for r, room in enumerate(rooms):
+        wanted = processes[r % len(processes)]
+        on_wanted = [client for client in members[room] if client.served_by == wanted]
+        senders.append(on_wanted[0] if on_wanted else members[room][0])
+    return senders
+
+
 async def fanout(args: argparse.Namespace) -> dict:
     load = Load(args.url, args.origin)
     rooms = [f"{args.room_prefix}-{r}" for r in range(args.rooms)]
@@ -247,6 +266,8 @@ async def fanout(args: argparse.Namespace) -> dict:
         await load.close_all(clients)
         return result
     await asyncio.sleep(args.settle_seconds)  # the join presence broadcasts die down
+    senders = spread_senders(rooms, members)
+    result["senders_per_process"] = dict(Counter(client.served_by for client in senders))
 
     for step, rate in enumerate(args.rates):
         per_room = rate / args.rooms
@@ -257,8 +278,8 @@ async def fanout(args: argparse.Namespace) -> dict:
         step_start = time.perf_counter()
         sent = await asyncio.gather(
             *(
-                send_at_rate(members[room][0], step, per_room, args.step_seconds, r, r / args.rooms)
-                for r, room in enumerate(rooms)
+                send_at_rate(sender, step, per_room, args.step_seconds, r, r / args.rooms)
+                for r, sender in enumerate(senders)
             )
         )
         send_end = time.perf_counter()
