@@ -1,24 +1,30 @@
 #!/bin/bash
-{{ ansible_managed | comment }}
+# Managed by the djchat_stack role (files/nginx-entrypoint.sh).
 # nginx resolves its upstream names (wsgi, asgi1..N) once, when it loads its configuration.
 # Docker gives a container a new address when it restarts it after a crash, so without a reload
 # nginx would keep sending every request to the dead address (502) until the next deploy.
-# This runs nginx and reloads it whenever one of those names resolves to other addresses.
+# This runs nginx and reloads it whenever one of those names resolves to other addresses. The
+# names and the interval are read again on every round from upstream-watch.env, which the role
+# renders beside nginx.conf: a new replica count or interval needs no restart of nginx.
 set -u
-conf=/etc/djchat/nginx/nginx.conf
-upstreams=({{ (['wsgi'] + _djchat_asgi_services) | join(' ') }})
+dir=/etc/djchat/nginx
+conf=$dir/nginx.conf
 
 addresses() {
   local name
-  for name in "${upstreams[@]}"; do
+  for name in $DJCHAT_UPSTREAMS; do
     printf '%s=%s\n' "$name" "$(getent ahostsv4 "$name" | cut -d' ' -f1 | sort -u | tr '\n' ',')"
   done
 }
 
 watch_upstreams() {
   local seen current
+  # shellcheck source=/dev/null
+  . "$dir/upstream-watch.env"
   seen=$(addresses)
-  while sleep {{ djchat_nginx_upstream_watch_interval }}; do
+  while sleep "$DJCHAT_UPSTREAM_WATCH_INTERVAL"; do
+    # shellcheck source=/dev/null
+    . "$dir/upstream-watch.env"
     current=$(addresses)
     if [[ $current != "$seen" ]]; then
       echo "djchat: upstream addresses changed, reloading nginx: ${current//$'\n'/ }" >&2
