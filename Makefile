@@ -1,6 +1,6 @@
 # djchat-stack: every entry point an operator or CI needs.
 #   make deploy   bring the stack up on this machine (inventory/local, http://127.0.0.1:8080)
-#   make test     lint + app tests + every Molecule scenario (what CI runs)
+#   make test     lint + app tests + role tests + every Molecule scenario (what CI runs)
 #   make bench    benchmarks (bench/)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -13,9 +13,9 @@ export PATH := $(BIN):$(PATH)
 # are the only ones used here (Galaxy is not required).
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
-SCENARIOS   ?= default tuned resilience
+SCENARIOS   ?= default tuned resilience dev
 
-.PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-molecule test-resilience bench lock lock-dev clean
+.PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-role test-molecule test-resilience bench lock lock-dev clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,7 @@ status: venv  ## Table of services, health and images
 	$(BIN)/ansible-playbook playbooks/status.yml
 
 lint: venv  ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/python scripts/app-bounds.py --check
 	$(BIN)/python scripts/variables-table.py --check
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
@@ -65,6 +66,9 @@ scan: venv $(SCAN_VENV)/.installed  ## bandit, pip-audit, checkov, hadolint, che
 test-app: venv system-deps  ## The app's own tests (real redis-server, headless Chromium)
 	cd app && $(BIN)/python -m pytest
 
+test-role: venv  ## The role's validation and templates against the app's own ranges (no engine needed)
+	cd tests/role && $(BIN)/python -m pytest
+
 test-molecule: base-images  ## Every Molecule scenario, converge to destroy
 	set -e; for s in $(SCENARIOS); do \
 	  echo "=== molecule test -s $$s ==="; \
@@ -74,7 +78,7 @@ test-molecule: base-images  ## Every Molecule scenario, converge to destroy
 test-resilience: base-images  ## The resilience scenario (faults, hostile input, redeploy under load)
 	$(BIN)/molecule test -s resilience
 
-test: lint test-app test-molecule  ## Everything CI runs
+test: lint test-app test-role test-molecule  ## Everything CI runs
 
 bench: base-images  ## Benchmarks: seed vs defaults vs max profiles (bench/results/)
 	$(BIN)/python bench/run.py

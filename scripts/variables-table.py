@@ -2,7 +2,9 @@
 """Keep the README's variable table in step with the role's argument specs.
 
 meta/argument_specs.yml is the one description of the role's interface (ansible-core validates
-it on every run); this renders it as the markdown table between the README's markers.
+it on every run); this renders it as the markdown table between the README's markers. The ranges
+of the integers the app reads come from vars/main/app_bounds.yml (scripts/app-bounds.py), the
+app's own, and are added to those variables' descriptions.
 
     python scripts/variables-table.py          # rewrite the table in README.md
     python scripts/variables-table.py --check  # fail when README.md is out of date (make lint)
@@ -19,6 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "roles/djchat_stack/meta/argument_specs.yml"
+APP_BOUNDS = ROOT / "roles/djchat_stack/vars/main/app_bounds.yml"
 README = ROOT / "README.md"
 BEGIN = "<!-- BEGIN VARIABLES (scripts/variables-table.py) -->"
 END = "<!-- END VARIABLES -->"
@@ -46,13 +49,22 @@ def type_of(spec: dict) -> str:
     return kind
 
 
+def description_of(name: str, spec: dict, app_bounds: dict) -> str:
+    description = str(spec.get("description", ""))
+    if name in app_bounds:
+        bound = app_bounds[name]
+        description += f" (range {bound['minimum']}-{bound['maximum']}, the app's {bound['env']})"
+    return description
+
+
 def table() -> str:
     options = yaml.safe_load(SPECS.read_text())["argument_specs"]["main"]["options"]
+    app_bounds = yaml.safe_load(APP_BOUNDS.read_text())["_djchat_app_bounds"]
     rows = ["| variable | type | default | description |", "|---|---|---|---|"]
     for name, spec in options.items():
         rows.append(
             f"| `{name}` | {cell(type_of(spec))} | {cell(default_of(spec))} "
-            f"| {cell(str(spec.get('description', '')))} |"
+            f"| {cell(description_of(name, spec, app_bounds))} |"
         )
     return "\n".join(rows)
 

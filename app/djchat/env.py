@@ -16,6 +16,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from djchat.bounds import INTEGERS
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -55,7 +57,9 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false).")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     value = env_raw(name)
     if value is None or not value.strip():
         return default
@@ -63,9 +67,27 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         number = int(value.strip())
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    if minimum is not None and maximum is not None:
+        accepted = f" ({name} must be between {minimum} and {maximum})"
+    else:
+        accepted = ""
     if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name}={number} is below the minimum of {minimum}.")
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum of {minimum}{accepted}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above the maximum of {maximum}{accepted}.")
     return number
+
+
+def env_bounded(name: str, default: int | None = None) -> int:
+    """An integer setting of djchat.bounds.INTEGERS: its declared default (or `default`) when
+    unset, refused outside its declared range."""
+    bound = INTEGERS[name]
+    return env_int(
+        name,
+        bound.default if default is None else default,
+        minimum=bound.minimum,
+        maximum=bound.maximum,
+    )
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

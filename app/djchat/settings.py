@@ -1,15 +1,16 @@
 """Settings for djchat. Every deploy-time value is read here, from the environment, and only here.
 
 The variables are listed in README.md ("Configuration"); each NAME may be given as NAME_FILE instead
-(see djchat/env.py). Nothing here needs the database or Redis to be reachable, and a missing secret
-key is not fatal at import time, so `collectstatic` runs at image build time with no configuration;
-the servers refuse to start without the key (djchat/checks.py).
+(see djchat/env.py), and the default and range of every integer are declared in djchat/bounds.py.
+Nothing here needs the database or Redis to be reachable, and a missing secret key is not fatal at
+import time, so `collectstatic` runs at image build time with no configuration; the servers refuse
+to start without the key (djchat/checks.py).
 """
 
 from pathlib import Path
 
 from djchat import config
-from djchat.env import env_bool, env_choice, env_int, env_list, env_str
+from djchat.env import env_bool, env_bounded, env_choice, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -94,7 +95,7 @@ SECURE_SSL_REDIRECT = HTTPS
 # Container health checks speak plain HTTP to the process directly; they must not be redirected
 # (djchat.health.HealthCheckMiddleware already answers them first; this keeps it true without it).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0) if HTTPS else 0
+SECURE_HSTS_SECONDS = env_bounded("DJANGO_HSTS_SECONDS") if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 # Asking browsers to preload HSTS is a commitment an operator makes for the whole domain, not a
@@ -128,23 +129,23 @@ CACHES = config.redis_cache(REDIS_URL, REDIS_PASSWORD)
 CHANNEL_LAYERS = config.channel_layers(
     REDIS_URL,
     REDIS_PASSWORD,
-    capacity=env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=1),
-    expiry=env_int("CHANNEL_LAYER_EXPIRY", 60, minimum=1),
-    group_expiry=env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400, minimum=1),
+    capacity=env_bounded("CHANNEL_LAYER_CAPACITY"),
+    expiry=env_bounded("CHANNEL_LAYER_EXPIRY"),
+    group_expiry=env_bounded("CHANNEL_LAYER_GROUP_EXPIRY"),
     backend=env_choice("CHANNEL_LAYER_BACKEND", "core", config.CHANNEL_LAYER_BACKENDS),
 )
 
 # --- Chat -------------------------------------------------------------------------------------
 
-CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 2000, minimum=1)
-CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 10, minimum=1)
-CHAT_RATE_LIMIT_SECONDS = env_int("CHAT_RATE_LIMIT_SECONDS", 10, minimum=1)
-CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", 50, minimum=0)
-CHAT_RESUME_LIMIT = env_int("CHAT_RESUME_LIMIT", 1000, minimum=1)
+CHAT_MAX_MESSAGE_LENGTH = env_bounded("CHAT_MAX_MESSAGE_LENGTH")
+CHAT_RATE_LIMIT_MESSAGES = env_bounded("CHAT_RATE_LIMIT_MESSAGES")
+CHAT_RATE_LIMIT_SECONDS = env_bounded("CHAT_RATE_LIMIT_SECONDS")
+CHAT_HISTORY_SIZE = env_bounded("CHAT_HISTORY_SIZE")
+CHAT_RESUME_LIMIT = env_bounded("CHAT_RESUME_LIMIT")
 CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)
-CHAT_PRESENCE_TTL = env_int("CHAT_PRESENCE_TTL", 30, minimum=2)
+CHAT_PRESENCE_TTL = env_bounded("CHAT_PRESENCE_TTL")
 # Seconds the home page's "Recently active" list is served from the cache (0 = never cached).
-CHAT_ROOM_LIST_CACHE_SECONDS = env_int("CHAT_ROOM_LIST_CACHE_SECONDS", 2, minimum=0)
+CHAT_ROOM_LIST_CACHE_SECONDS = env_bounded("CHAT_ROOM_LIST_CACHE_SECONDS")
 
 # --- Static files -----------------------------------------------------------------------------
 

@@ -1,7 +1,6 @@
 """Configuration: the environment readers, the derived configs, and settings.py wiring them up."""
 
 import json
-import os
 import re
 import subprocess
 
@@ -10,7 +9,9 @@ from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
 from djchat import config
-from djchat.env import env_bool, env_int, env_list, env_str
+from djchat.bounds import INTEGERS
+from djchat.cpus import auto_workers, usable_cpus
+from djchat.env import env_bool, env_bounded, env_int, env_list, env_str
 from tests import servers
 
 # --- the readers ----------------------------------------------------------------------------
@@ -40,6 +41,30 @@ def test_env_int_rejects_text_and_values_below_the_minimum(monkeypatch):
     monkeypatch.setenv("COUNT", "0")
     with pytest.raises(ImproperlyConfigured, match="COUNT=0 is below the minimum of 1"):
         env_int("COUNT", 1, minimum=1)
+
+
+@pytest.mark.parametrize("name", sorted(INTEGERS))
+def test_every_declared_integer_is_refused_just_outside_its_range(monkeypatch, name):
+    bound = INTEGERS[name]
+    monkeypatch.setenv(name, str(bound.minimum - 1))
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=rf"{name}={bound.minimum - 1} is below the minimum of {bound.minimum} "
+        rf"\({name} must be between {bound.minimum} and {bound.maximum}\)",
+    ):
+        env_bounded(name)
+    monkeypatch.setenv(name, str(bound.maximum + 1))
+    with pytest.raises(ImproperlyConfigured, match=rf"{name}={bound.maximum + 1} is above"):
+        env_bounded(name)
+    monkeypatch.setenv(name, str(bound.maximum))
+    assert env_bounded(name) == bound.maximum
+    monkeypatch.delenv(name)
+    assert env_bounded(name) == bound.default
+
+
+def test_every_declared_default_lies_in_its_range():
+    outside = {n: b for n, b in INTEGERS.items() if not b.minimum <= b.default <= b.maximum}
+    assert not outside
 
 
 def test_unset_variables_give_the_default(monkeypatch):
@@ -298,6 +323,38 @@ def test_settings_read_every_documented_variable(tmp_path):
     }
 
 
+SETTINGS_INTEGERS = sorted(name for name in INTEGERS if not name.startswith("GUNICORN_"))
+GUNICORN_INTEGERS = sorted(name for name in INTEGERS if name.startswith("GUNICORN_"))
+
+
+def integers_read(loaded: dict) -> dict[str, int]:
+    """The value settings.py took for each integer variable, from PRINT_SETTINGS' output."""
+    return {
+        "DJANGO_HSTS_SECONDS": loaded["SECURE_HSTS_SECONDS"],
+        "CHANNEL_LAYER_CAPACITY": loaded["CAPACITY"],
+        "CHANNEL_LAYER_EXPIRY": loaded["EXPIRY"],
+        "CHANNEL_LAYER_GROUP_EXPIRY": loaded["GROUP_EXPIRY"],
+        **{name: value for name, value in loaded["CHAT"].items() if name in INTEGERS},
+    }
+
+
+@pytest.mark.parametrize("end", ["minimum", "maximum"])
+def test_settings_take_every_integer_at_each_end_of_its_declared_range(end):
+    values = {name: getattr(INTEGERS[name], end) for name in SETTINGS_INTEGERS}
+
+    loaded = load_settings(DJANGO_HTTPS="true", **{n: str(v) for n, v in values.items()})
+
+    assert integers_read(loaded) == values
+
+
+def test_settings_refuse_an_integer_outside_its_range_naming_variable_and_range():
+    result = settings_process(CHAT_RESUME_LIMIT="0")
+
+    assert result.returncode != 0
+    message = "CHAT_RESUME_LIMIT=0 is below the minimum of 1 (CHAT_RESUME_LIMIT must be between 1"
+    assert message in result.stderr
+
+
 def gunicorn_print_config(**env: str) -> subprocess.CompletedProcess:
     """gunicorn's own view of gunicorn.conf.py under the given environment (--print-config)."""
     return subprocess.run(
@@ -358,7 +415,35 @@ def test_gunicorn_config_never_recycles_workers_by_default():
     printed = printed_config(gunicorn_print_config())
 
     assert (printed["max_requests"], printed["max_requests_jitter"]) == ("0", "0")
-    assert printed["workers"] == str(os.cpu_count() + 1)
+
+
+def test_gunicorn_config_runs_the_automatic_worker_count_by_default():
+    # djchat/cpus.py's rule from the CPUs this process may use (test_cpus.py fakes the cgroup).
+    assert printed_config(gunicorn_print_config())["workers"] == str(auto_workers(usable_cpus()))
+    assert printed_config(gunicorn_print_config(GUNICORN_WORKERS="0"))["workers"] == str(
+        auto_workers(usable_cpus())
+    )
+
+
+@pytest.mark.parametrize("end", ["minimum", "maximum"])
+def test_gunicorn_config_takes_every_integer_at_each_end_of_its_declared_range(end):
+    values = {name: getattr(INTEGERS[name], end) for name in GUNICORN_INTEGERS}
+
+    result = gunicorn_print_config(**{name: str(value) for name, value in values.items()})
+
+    assert result.returncode == 0, result.stderr
+    printed = printed_config(result)
+    read = {name: int(printed[name.removeprefix("GUNICORN_").lower()]) for name in values}
+    if values["GUNICORN_WORKERS"] == 0:
+        values["GUNICORN_WORKERS"] = auto_workers(usable_cpus())
+    assert read == values
+
+
+def test_gunicorn_config_refuses_an_integer_outside_its_range():
+    result = gunicorn_print_config(GUNICORN_THREADS="65")
+
+    assert result.returncode != 0
+    assert "GUNICORN_THREADS=65 is above the maximum of 64" in result.stderr
 
 
 @pytest.mark.parametrize(("value", "expected"), [("true", "-"), ("false", "None")])
@@ -377,3 +462,28 @@ def test_gunicorn_config_turns_the_control_socket_off():
     assert re.search(r"^control_socket_disable\s+= True$", result.stdout, re.MULTILINE), (
         result.stdout + result.stderr
     )
+
+
+def test_gunicorn_config_never_reloads_by_default():
+    printed = printed_config(gunicorn_print_config())
+
+    assert (printed["reload"], printed["reload_extra_files"]) == ("False", "[]")
+
+
+def test_gunicorn_reload_watches_every_module_and_template_from_the_start():
+    # The cached template loader keeps a compiled template for the life of a worker, and views
+    # are imported by the first request, after the reloader has taken its first look.
+    printed = printed_config(gunicorn_print_config(GUNICORN_RELOAD="true"))
+
+    assert printed["reload"] == "True"
+    assert printed["reload_extra_files"] == repr(
+        [f"{servers.APP_DIR}/**/*.py", f"{servers.APP_DIR}/*/templates/**/*"]
+    )
+
+
+def test_gunicorn_reload_turns_keep_alive_off():
+    # Otherwise a reloading worker serves the old code on nginx's idle connections for up to
+    # graceful_timeout.
+    printed = printed_config(gunicorn_print_config(GUNICORN_RELOAD="true", GUNICORN_KEEPALIVE="75"))
+
+    assert printed["keepalive"] == "0"

@@ -7,6 +7,7 @@ skipped."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import ssl
@@ -68,8 +69,29 @@ def gunicorn_processes(stack: Stack) -> tuple[dict, list[dict]]:
     return masters[0], workers
 
 
+# gunicorn.conf.py's own rule for GUNICORN_WORKERS=0 (djchat/cpus.py), run where gunicorn runs.
+AUTO_WORKERS = "from djchat.cpus import auto_workers as a, usable_cpus as u; print(a(u()))"
+USABLE_CPUS = "from djchat.cpus import usable_cpus; print(usable_cpus())"
+
+
+def test_the_app_counts_the_cpus_of_the_wsgi_containers_limit(stack: Stack):
+    wsgi = stack.service("wsgi")
+    limit = wsgi.attrs["HostConfig"].get("NanoCpus") or 0
+    if not limit:
+        pytest.skip("the wsgi container has no CPU limit")
+    # docker top shows host pids: the suite runs on the Docker host, so these are its CPUs.
+    expected = min(limit / 1e9, len(os.sched_getaffinity(0)))
+    seen = float(wsgi.exec("python", "-c", USABLE_CPUS).stdout)
+    assert seen == pytest.approx(expected), (
+        f"the app in {wsgi.name} counts {seen} usable CPUs; its limit is {limit / 1e9} CPUs on a "
+        f"host of {len(os.sched_getaffinity(0))}"
+    )
+
+
 def test_gunicorn_runs_the_configured_number_of_workers(stack: Stack):
-    expected = int(expect(stack, "gunicorn_workers"))
+    configured = int(expect(stack, "gunicorn_workers"))
+    # 0 = automatic: the count the app's own rule gives inside the running wsgi container.
+    expected = configured or int(stack.service("wsgi").exec("python", "-c", AUTO_WORKERS).stdout)
     # Workers are recycled after max-requests: a count is only wrong if it stays wrong.
     wait_until(
         lambda: len(gunicorn_processes(stack)[1]) == expected,

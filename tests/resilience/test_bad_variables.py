@@ -126,6 +126,8 @@ def cases(port_taken: int) -> list[Case]:
             {"djchat_chat_rate_limit_messages": 0},
             "djchat_chat_rate_limit_messages",
         ),
+        # Validation once accepted 0 here, which the app refuses (its range is the app's now).
+        Case("zero-resume-limit", {"djchat_chat_resume_limit": 0}, "djchat_chat_resume_limit"),
         Case(
             "unknown-log-level", {"djchat_django_log_level": "VERBOSE"}, "djchat_django_log_level"
         ),

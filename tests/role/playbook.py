@@ -1,0 +1,65 @@
+"""Helpers of the role suite: run a playbook on this machine and read its JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_DIR = REPO_ROOT / "app"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    tasks_run: list[str]
+    failure_messages: list[str]
+    output: str  # the end of stdout and stderr, for failure messages
+
+
+def failures_of(task: dict) -> list[str]:
+    """The messages of the failed results of one task (a loop's failed items included)."""
+    result = task["hosts"].get("localhost", {})
+    items = result.get("results") or [result]
+    return [str(item.get("msg", "")) for item in items if item.get("failed")]
+
+
+def run_playbook(playbook: Path, variables: dict[str, object]) -> PlaybookRun:
+    """ansible-playbook against localhost (connection local) with `variables` as --extra-vars."""
+    environment = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+    result = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "--inventory=localhost,",
+            str(playbook),
+            f"--extra-vars={json.dumps(variables)}",
+        ],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        report = {"plays": []}
+    tasks = [task for play in report["plays"] for task in play["tasks"]]
+    return PlaybookRun(
+        returncode=result.returncode,
+        tasks_run=[task["task"]["name"] for task in tasks],
+        failure_messages=[message for task in tasks for message in failures_of(task)],
+        output=result.stdout[-4000:] + result.stderr[-2000:],
+    )
