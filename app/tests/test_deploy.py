@@ -87,6 +87,34 @@ def test_servers_start_with_the_key_given_as_a_file(production_env, tmp_path, mo
     assert result.stdout.strip() == str(len(key))
 
 
+def test_release_checks_then_migrates(production_env, tmp_path):
+    result = servers.manage("release", env=production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert "Applying chat.0001_initial" in result.stdout
+    assert (tmp_path / "db.sqlite3").is_file()
+
+
+def test_release_stops_on_a_value_the_app_rejects_before_migrating(production_env, tmp_path):
+    production_env["CHAT_RESUME_LIMIT"] = "0"
+
+    result = servers.manage("release", env=production_env)
+
+    assert result.returncode != 0
+    assert "CHAT_RESUME_LIMIT" in result.stderr, result.stderr
+    assert not (tmp_path / "db.sqlite3").exists(), "migrations ran after the settings failed"
+
+
+def test_release_stops_on_a_failed_deploy_check_before_migrating(production_env, tmp_path):
+    del production_env["DJANGO_SECRET_KEY"]
+
+    result = servers.manage("release", env=production_env)
+
+    assert result.returncode != 0
+    assert "djchat.E001" in result.stderr, result.stderr
+    assert not (tmp_path / "db.sqlite3").exists(), "migrations ran after a failed deploy check"
+
+
 def test_migrate_runs_without_a_secret_key(production_env):
     del production_env["DJANGO_SECRET_KEY"]
 

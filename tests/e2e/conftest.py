@@ -7,6 +7,7 @@
   E2E_EXPECT              JSON: the settings the scenario deployed (replicas, workers, TLS, ports)
   E2E_DISRUPTIVE=1        allow tests that restart or re-converge the stack or create accounts
   E2E_RECONVERGE_COMMAND  the converge command line, for the "survives a re-converge" test
+  E2E_DEV_SOURCE          in dev mode, the source directory the stack mounts (test_dev_mode.py)
 """
 
 from __future__ import annotations

@@ -12,19 +12,19 @@ import pytest
 
 from helpers import REPO_ROOT, Stack, wait_until
 
-# One-shot services: they run to completion before the long-running ones start.
-ONE_SHOT = {"migrate", "static"}
+# The release steps: run by the role in one-shot containers (`compose run --rm`) before a new
+# release serves, so none is left once the converge is done.
+RELEASE_STEPS = {"migrate", "static"}
 
 
 def unhealthy(stack: Stack) -> list[str]:
-    """Containers not (yet) in their final good state: one-shot services exited 0, the others
-    running and healthy."""
+    """Containers not (yet) in their final good state: every one running and healthy, and no
+    release step's container left behind."""
     wrong = []
     for container in stack.containers():
         state = container.attrs["State"]
-        if container.service in ONE_SHOT:
-            if (state["Status"], state["ExitCode"]) != ("exited", 0):
-                wrong.append(f"{container.name}: {state['Status']} (exit {state['ExitCode']})")
+        if container.service in RELEASE_STEPS:
+            wrong.append(f"{container.name}: release step left behind ({state['Status']})")
         elif (container.running, container.health) != (True, "healthy"):
             wrong.append(f"{container.name}: {state['Status']}, health {container.health}")
     return wrong

@@ -9,7 +9,6 @@ content-derived image tag, nothing else), given to the role as djchat_app_source
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,39 +16,11 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO_ROOT, Stack
-from traffic import Conversation, HttpProbe
+from traffic import run_under_load
 
 
 def app_tag(stack: Stack) -> str:
     return stack.service("wsgi").attrs["Config"]["Image"].rsplit(":", 1)[1]
-
-
-def playbook(stack: Stack, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [*stack.reconverge_command]
-    command[-1] = str(REPO_ROOT / "playbooks" / name)  # the converge command, another playbook
-    result = subprocess.run(
-        [*command, *extra], capture_output=True, text=True, timeout=1500, check=False
-    )
-    assert result.returncode == 0, (
-        f"{name} failed:\n{result.stdout[-5000:]}\n{result.stderr[-2000:]}"
-    )
-    return result
-
-
-def run_under_load(stack: Stack, name: str, *extra: str) -> tuple[dict, dict, float]:
-    with (
-        HttpProbe(stack, path="/", interval=0.1) as probe,
-        Conversation(stack, size=2, interval=1.0, name="deploy") as talk,
-    ):
-        time.sleep(3)
-        started = time.monotonic()
-        playbook(stack, name, *extra)
-        seconds = time.monotonic() - started
-        time.sleep(3)
-        probe.stop()
-        figures = talk.finish()
-    talk.assert_nothing_lost(figures)
-    return probe.figures(), figures, seconds
 
 
 @pytest.mark.disruptive

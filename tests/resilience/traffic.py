@@ -7,13 +7,15 @@ port nginx publishes on 127.0.0.1.
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
+import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from helpers import ChatClient, Stack, unique, wait_until
+from helpers import REPO_ROOT, ChatClient, Stack, unique, wait_until
 
 
 @dataclass
@@ -240,13 +242,20 @@ def wait_healthy(stack: Stack, services: set[str], timeout: float = 180) -> floa
 
 class HttpProbe:
     """GETs `path` every `interval` seconds in a thread and records what came back: figures are
-    requests sent and failed (anything but 200), and the longest run of failures in seconds."""
+    requests sent and failed (anything but 200), and the longest run of failures in seconds.
+
+    Like a browser, it reuses one keep-alive connection and, when a request on it fails before any
+    answer came (the server closed the idle connection just as the request went out, as nginx
+    does to idle keep-alive connections when it reloads), sends the GET once more on a new
+    connection. Such retries are counted (`retried`); a request that fails again is a failure."""
 
     def __init__(self, stack: Stack, path: str = "/readyz", interval: float = 0.2):
         self.stack = stack
         self.path = path
         self.interval = interval
         self.results: list[tuple[float, str]] = []
+        self.retried = 0
+        self._pooled = False  # the last request left a keep-alive connection to reuse
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="http-probe", daemon=True)
 
@@ -261,14 +270,27 @@ class HttpProbe:
         self._stop.set()
         self._thread.join(30)
 
+    def _get(self, session: requests.Session) -> str:
+        try:
+            return str(session.get(self.stack.url(self.path), timeout=10).status_code)
+        except requests.ConnectionError:
+            if not self._pooled:
+                raise
+        # The kept-alive connection was closed under the request: once more, on a new one.
+        self.retried += 1
+        session.close()
+        return str(session.get(self.stack.url(self.path), timeout=10).status_code)
+
     def _run(self) -> None:
         with self.stack.session() as session:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    outcome = str(session.get(self.stack.url(self.path), timeout=10).status_code)
+                    outcome = self._get(session)
+                    self._pooled = True
                 except Exception as error:  # every failure is a data point
                     outcome = type(error).__name__
+                    self._pooled = False
                 self.results.append((started, outcome))
                 self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
@@ -291,6 +313,48 @@ class HttpProbe:
         return {
             "requests_sent": len(self.results),
             "requests_failed": len(failed),
+            "retried": self.retried,
             "failures": kinds,
             "longest_failure_s": round(longest, 1),
         }
+
+
+# --- converges under traffic ---------------------------------------------------------------------
+
+
+def playbook(
+    stack: Stack, name: str, *extra: str, expect_success: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run playbooks/<name> with the scenario's inventory (the converge command, another
+    playbook) and `extra` arguments; assert it succeeded (or, with expect_success=False, failed)."""
+    command = [*stack.reconverge_command]
+    command[-1] = str(REPO_ROOT / "playbooks" / name)
+    result = subprocess.run(
+        [*command, *extra], capture_output=True, text=True, timeout=1500, check=False
+    )
+    assert (result.returncode == 0) == expect_success, (
+        f"{name} {' '.join(extra)} exited {result.returncode}:\n"
+        f"{result.stdout[-5000:]}\n{result.stderr[-2000:]}"
+    )
+    return result
+
+
+def run_under_load(
+    stack: Stack, name: str, *extra: str, expect_success: bool = True
+) -> tuple[dict, dict, float, subprocess.CompletedProcess[str]]:
+    """`playbook(...)` while an HttpProbe GETs / every 0.1 s and two chatters talk; asserts no
+    message was lost. Returns the probe's and the chat's figures, the seconds the run took and
+    the run itself."""
+    with (
+        HttpProbe(stack, path="/", interval=0.1) as probe,
+        Conversation(stack, size=2, interval=1.0, name="deploy") as talk,
+    ):
+        time.sleep(3)
+        started = time.monotonic()
+        result = playbook(stack, name, *extra, expect_success=expect_success)
+        seconds = time.monotonic() - started
+        time.sleep(3)
+        probe.stop()
+        figures = talk.finish()
+    talk.assert_nothing_lost(figures)
+    return probe.figures(), figures, seconds, result
