@@ -132,4 +132,7 @@ def test_a_value_the_app_rejects_leaves_the_serving_stack_untouched(stack: Stack
     assert http["requests_failed"] == 0, http
     with stack.chat(unique("res-after-reject"), nick="after") as client:
         assert client.served_by
-    playbook(stack, "site.yml")  # the inventory's values again, files on disk included
+    # The files on disk are the ones that serve again (a restart or `compose up` finds them).
+    env = (stack.project_dir / "app.env").read_text()
+    assert "DJANGO_HSTS_PRELOAD" not in env, "app.env kept the rejected value"
+    assert not list(stack.project_dir.glob("*~")), "backups of the rendered files were left"
