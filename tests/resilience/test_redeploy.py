@@ -38,14 +38,14 @@ def test_code_change_redeploy_and_rollback_fail_no_request_and_lose_no_message(s
         )
         with (source / "djchat" / "health.py").open("a") as module:
             module.write(f"\n# redeploy test {time.time_ns()}\n")
-        http, chat, seconds = run_under_load(
+        http, chat, seconds, _ = run_under_load(
             stack, "site.yml", f"--extra-vars=djchat_app_source_dir={source}"
         )
         after = app_tag(stack)
         print(f"\nredeploy {before} -> {after} in {seconds:.0f} s: http {http}; chat {chat}")
         assert after != before, "the code change did not produce a new image tag"
 
-        back_http, back_chat, back_seconds = run_under_load(stack, "rollback.yml")
+        back_http, back_chat, back_seconds, _ = run_under_load(stack, "rollback.yml")
         print(
             f"rollback {after} -> {app_tag(stack)} in {back_seconds:.0f} s: "
             f"http {back_http}; chat {back_chat}"
