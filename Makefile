@@ -83,8 +83,8 @@ test: lint test-app test-role test-molecule  ## Everything CI runs
 bench: base-images  ## Benchmarks: seed vs defaults vs max profiles (bench/results/)
 	$(BIN)/python bench/run.py
 
-lock:  ## Re-resolve app/requirements.lock from app/pyproject.toml
-	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file app/requirements.lock app/pyproject.toml
+lock:  ## Re-resolve app/requirements.lock from app/requirements.in (as its header says)
+	cd app && $(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.in
 
 lock-dev:  ## Re-resolve requirements-dev.txt from requirements-dev.in
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in

@@ -37,13 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     engine = os.environ.get("DJCHAT_RESILIENCE_ENGINE_RESTART", "") in ("1", "true", "yes")
     # The engine restart comes last: after the redeploys, rollbacks and nginx reloads, which is
     # when a reboot finds out whether the stack comes back (a container signalled with
-    # `docker kill` is not restarted by the engine). The faults (kill -9, Redis restart) come just
-    # before it: after a Redis restart some consumers die on a dead pooled channel-layer
-    # connection (1011) for a while, a known finding (README, Reliability) that would otherwise
-    # fail the hostile-client tests run after them.
-    items.sort(
-        key=lambda item: ("engine_restart" in item.keywords, item.module.__name__ == "test_faults")
-    )
+    # `docker kill` is not restarted by the engine). Everything else keeps file order, so the
+    # hostile clients run right after the faults' Redis restart, on the pools it left behind.
+    items.sort(key=lambda item: "engine_restart" in item.keywords)
     for item in items:
         if "disruptive" in item.keywords and not disruptive:
             item.add_marker(pytest.mark.skip(reason="disruptive: set E2E_DISRUPTIVE=1"))

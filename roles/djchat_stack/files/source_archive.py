@@ -3,9 +3,12 @@
 
 Usage: source_archive.py SOURCE_DIR ARCHIVE [EXCLUDE_PATTERN ...]
 
-The archive holds regular files and symlinks in sorted order with fixed owner, group and mtime,
-so the same tree always gives the same bytes: the digest is the content identity of the source
-(it becomes part of the app image tag), and the archive is only rewritten when it changes.
+The archive holds regular files and symlinks in sorted order with fixed owner and group, so the
+same tree always gives the same bytes: the digest is the content identity of the source (it
+becomes part of the app image tag), and the archive is only rewritten when it changes.
+Each member's mtime is taken from its own content, not fixed: BuildKit sends the build context
+incrementally and skips files whose size and mtime did not change, so with one fixed mtime an edit
+that kept a file's size (redis==8.1.0 to redis==8.0.1 in the lock) was built from the old bytes.
 Patterns from the source's own .dockerignore are applied on top of those given (simple
 .dockerignore syntax: globs on the path relative to the source, "**/" prefixes, no "!" rules).
 """
@@ -50,6 +53,11 @@ def excluded(relpath: str, patterns: list[str]) -> bool:
     return False
 
 
+def content_mtime(content: bytes) -> int:
+    """A timestamp that changes when the content does (some second between 1970 and 2038)."""
+    return int.from_bytes(hashlib.sha256(content).digest()[:4], "big") & 0x7FFFFFFF
+
+
 def build(source: str, patterns: list[str]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -67,12 +75,14 @@ def build(source: str, patterns: list[str]) -> bytes:
                     continue
                 info.uid = info.gid = 0
                 info.uname = info.gname = "root"
-                info.mtime = 0
                 info.mode = 0o755 if info.mode & 0o111 else 0o644
                 if info.isfile():
                     with open(full, "rb") as handle:
-                        tar.addfile(info, handle)
+                        content = handle.read()
+                    info.mtime = content_mtime(content)
+                    tar.addfile(info, io.BytesIO(content))
                 else:
+                    info.mtime = content_mtime(info.linkname.encode())
                     tar.addfile(info)
     return buffer.getvalue()
 
