@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat.services import messages
-from chat.validation import clean_nick, is_valid_room_name
+from chat.validation import clean_nick, is_valid_room_name, parse_message_id
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,10 @@ async def refuse(receive, send) -> None:
 def parse_since(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit():
-        raise Refused(f"since={raw!r} is not a message id")
-    return int(raw)
+    since = parse_message_id(raw)
+    if since is None:
+        raise Refused(f"since={raw[:40]!r} is not a message id")
+    return since
 
 
 async def admit(scope) -> Admission:
@@ -81,7 +82,7 @@ class ChatAdmissionMiddleware:
         try:
             admission = await admit(scope)
         except Refused as refusal:
-            logger.info("Refused WebSocket handshake for %s: %s", scope.get("path"), refusal)
+            logger.info("Refused WebSocket handshake for %r: %s", scope.get("path"), refusal)
             await refuse(receive, send)
             return
         await self.application({**scope, "chat": admission}, receive, send)

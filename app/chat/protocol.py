@@ -38,9 +38,17 @@ _JSON_ESCAPE_WIDTH = 6
 _FRAME_OVERHEAD = 1024
 
 
+def max_frame_size(max_length: int) -> int:
+    """The largest frame a client needs to send a text of `max_length` characters, in characters
+    and in bytes alike: six per character (an escape is six ASCII bytes, a character at most four
+    in UTF-8) plus the JSON around the text. daphne's frame and message limits are set from it
+    (djchat.asgi_server), so a frame no valid message needs is refused before it is buffered."""
+    return max_length * _JSON_ESCAPE_WIDTH + _FRAME_OVERHEAD
+
+
 def parse_client_frame(text_data: str, max_length: int) -> ClientFrame:
     """Validate one text frame from a client; raise ProtocolError with the code to report."""
-    if len(text_data) > max_length * _JSON_ESCAPE_WIDTH + _FRAME_OVERHEAD:
+    if len(text_data) > max_frame_size(max_length):
         raise ProtocolError(ErrorCode.TOO_LONG, f"Messages are limited to {max_length} characters.")
     try:
         frame = json.loads(text_data)

@@ -5,6 +5,9 @@ import re
 ROOM_NAME_PATTERN = r"[a-z0-9-]{1,50}"
 ROOM_NAME_MAX_LENGTH = 50
 NICK_MAX_LENGTH = 32
+# Message ids (Message.seq, Room.last_message_id) are PositiveBigIntegerFields: a bigint in
+# PostgreSQL. A larger `since` is not an id; Python would also refuse to parse past 4,300 digits.
+MESSAGE_ID_MAX = 2**63 - 1
 
 _ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
@@ -24,3 +27,11 @@ def clean_nick(raw: str | None) -> str | None:
     if not 1 <= len(nick) <= NICK_MAX_LENGTH or not nick.isprintable():
         return None
     return nick
+
+
+def parse_message_id(raw: str) -> int | None:
+    """A `since` parameter as a message id (0 to MESSAGE_ID_MAX, ASCII digits), or None."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MESSAGE_ID_MAX)):
+        return None
+    value = int(raw)
+    return value if value <= MESSAGE_ID_MAX else None

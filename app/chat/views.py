@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from chat.forms import OpenRoomForm, SignUpForm
 from chat.services import messages
-from chat.validation import NICK_MAX_LENGTH
+from chat.validation import MESSAGE_ID_MAX, NICK_MAX_LENGTH, parse_message_id
 
 ROOM_LIST_CACHE_KEY = "chat:home:room-list"
 
@@ -77,10 +77,14 @@ def messages_api(request, room):
     since = request.GET.get("since")
     if since is None:
         return JsonResponse(messages.recent_messages(room, settings.CHAT_HISTORY_SIZE), safe=False)
-    if not since.isascii() or not since.isdigit():
-        return JsonResponse({"error": "since must be a message id (an integer >= 0)."}, status=400)
+    since_id = parse_message_id(since)
+    if since_id is None:
+        return JsonResponse(
+            {"error": f"since must be a message id (an integer from 0 to {MESSAGE_ID_MAX})."},
+            status=400,
+        )
     return JsonResponse(
-        messages.messages_after(room, int(since), settings.CHAT_RESUME_LIMIT), safe=False
+        messages.messages_after(room, since_id, settings.CHAT_RESUME_LIMIT), safe=False
     )
 
 

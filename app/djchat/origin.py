@@ -50,6 +50,6 @@ class LoggingAllowedHostsOriginValidator(OriginValidator):
             else f"Origin {origin!r} is not allowed by ALLOWED_HOSTS {self.allowed_origins}"
         )
         logger.warning(
-            "Refused WebSocket handshake for %s from %s: %s", scope.get("path"), client[0], reason
+            "Refused WebSocket handshake for %r from %s: %s", scope.get("path"), client[0], reason
         )
         await refuse(receive, send)

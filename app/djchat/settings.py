@@ -118,6 +118,17 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
+# Sign-up and password changes: Django's own validators. At least 12 characters (OWASP's advice
+# when nothing else, like MFA, backs the password), not close to the username, not one of the
+# 20,000 common passwords Django ships, not digits only.
+_VALIDATORS = "django.contrib.auth.password_validation"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},
+    {"NAME": f"{_VALIDATORS}.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": f"{_VALIDATORS}.CommonPasswordValidator"},
+    {"NAME": f"{_VALIDATORS}.NumericPasswordValidator"},
+]
+
 # --- Redis: cache, channel layer, presence ----------------------------------------------------
 
 REDIS_PASSWORD = env_str("REDIS_PASSWORD") or None

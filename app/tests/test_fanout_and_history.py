@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
@@ -10,6 +11,7 @@ from chat import consumers
 from chat.consumers import room_group
 from chat.services import latest
 from chat.services.messages import post_message
+from chat.services.redis_client import close_client
 from djchat import config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,3 +201,36 @@ async def test_a_missed_last_broadcast_arrives_with_the_next_heartbeat(chat, roo
     await latest.record(room, message["id"])
 
     assert await alice.receive_type("message", timeout=3) == message
+
+
+async def test_the_latest_id_mirror_only_moves_forward_and_expires_with_the_room(
+    room, settings, redis_server
+):
+    settings.CHAT_PRESENCE_TTL = 30
+    await latest.record(room, 7)
+    await latest.record(room, 5)  # a slower process reporting an older message
+
+    assert await latest.latest(room) == 7
+    client = redis.Redis(port=redis_server.port, password=redis_server.password)
+    try:
+        ttl = client.ttl(latest.latest_key(room))
+    finally:
+        client.close()
+    assert 0 < ttl <= 60
+    await close_client()
+
+
+async def test_every_key_a_conversation_leaves_in_redis_expires(chat, room, redis_server):
+    alice = await chat.join(room, "alice")
+    bob = await chat.join(room, "bob")
+    await alice.say("hello")
+    await bob.say("hi")
+    await alice.close()
+
+    client = redis.Redis(port=redis_server.port, password=redis_server.password)
+    try:
+        keys = {key.decode(): client.ttl(key) for key in client.keys("*")}
+    finally:
+        client.close()
+    assert "djchat:latest:" + room in keys, keys
+    assert {key: ttl for key, ttl in keys.items() if ttl < 0} == {}

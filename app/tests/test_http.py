@@ -154,12 +154,21 @@ def test_api_for_an_unknown_room_is_an_empty_list(client, room):
     assert client.get(f"/api/rooms/{room}/messages").json() == []
 
 
-@pytest.mark.parametrize("since", ["x", "-1", "1.0", ""])
+@pytest.mark.parametrize(
+    "since", ["x", "-1", "1.0", "", "9223372036854775808", "1" * 5000, "0" * 20]
+)
 def test_api_rejects_a_since_that_is_not_a_message_id(client, room, since):
     response = client.get(f"/api/rooms/{room}/messages?since={since}")
 
     assert response.status_code == 400
     assert "since" in response.json()["error"]
+
+
+def test_api_accepts_the_largest_message_id(client, room):
+    response = client.get(f"/api/rooms/{room}/messages?since={2**63 - 1}")
+
+    assert response.status_code == 200
+    assert response.json() == []
 
 
 def test_api_for_an_invalid_room_name_is_not_found(client):
@@ -322,6 +331,35 @@ def test_signup_refuses_a_username_longer_than_a_nick(django_user_model):
     )
 
     assert response.status_code == 200
+    assert not django_user_model.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("a", "too short"),
+        ("short pw 1", "too short"),
+        ("password1234", "too common"),
+        ("918273645546372819", "entirely numeric"),
+        ("newcomer1234!", "too similar to the username"),
+    ],
+)
+def test_signup_refuses_a_weak_password_and_says_why(django_user_model, password, why):
+    browser = csrf_client()
+    token = csrf_token(browser, "/accounts/signup/")
+
+    response = browser.post(
+        "/accounts/signup/",
+        {
+            "username": "newcomer",
+            "password1": password,
+            "password2": password,
+            "csrfmiddlewaretoken": token,
+        },
+    )
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
     assert not django_user_model.objects.exists()
 
 

@@ -11,6 +11,8 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from chat.protocol import max_frame_size
+from djchat.bounds import INTEGERS
 from tests import servers
 
 HOSTNAME = socket.gethostname()
@@ -134,15 +136,29 @@ def test_daphne_refuses_a_foreign_origin_at_the_handshake(stack, room):
     assert "Origin 'http://evil.example' is not allowed" in server.output()
 
 
+LONGEST_FRAME = max_frame_size(INTEGERS["CHAT_MAX_MESSAGE_LENGTH"].default)
+
+
+def test_the_longest_frame_a_message_needs_reaches_the_app(stack, room):
+    with open_socket(stack.asgi[0], room, "amy") as amy:
+        receive(amy, "history")
+        amy.send(json.dumps({"type": "message", "text": "x" * LONGEST_FRAME})[:LONGEST_FRAME])
+
+        assert receive(amy, "error")["code"] == "bad_json"  # the app read it (cut, so not JSON)
+        amy.send(json.dumps({"type": "message", "text": "é" * 2000}, ensure_ascii=True))
+        assert receive(amy, "message")["text"] == "é" * 2000  # 12,000 bytes of escapes
+
+
 def test_frame_over_daphnes_limit_is_closed_with_1009_and_the_room_goes_on(stack, room):
-    """daphne's 1 MiB frame limit ends the connection with a close frame the client can read
-    (djchat.asgi_server), not a dropped socket; the other members keep chatting."""
+    """daphne's frame limit, set from the app's longest message (djchat.asgi_server), ends the
+    connection with a close frame the client can read, not a dropped socket; the other members
+    keep chatting."""
     with (
         open_socket(stack.asgi[0], room, "amy") as amy,
         open_socket(stack.asgi[0], room, "ben") as ben,
     ):
         receive(amy, "history")
-        amy.send("x" * (2 * 1024 * 1024))
+        amy.send("x" * (LONGEST_FRAME + 1))
         with pytest.raises(ConnectionClosed) as closed:
             drain(amy)
 

@@ -6,6 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
+from tests.support import ALLOWED_ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,6 +27,23 @@ async def test_handshake_from_a_foreign_origin_is_refused_and_logged(chat, room,
 
     assert not sock.accepted
     assert "'https://evil.example' is not allowed by ALLOWED_HOSTS" in caplog.text
+
+
+FORGED = "%0a2026-12-02 06:00:00,000 INFO chat.consumers [1] admin logged in%0d"
+
+
+@pytest.mark.parametrize("origin", [None, ALLOWED_ORIGIN], ids=["origin-check", "admission"])
+async def test_a_refused_path_cannot_forge_log_lines(chat, caplog, origin):
+    """The path is logged escaped: percent-decoded, a %0a in it would start a line of its own."""
+    caplog.set_level(logging.INFO)
+
+    sock = await chat.open("x", path=f"/ws/chat/bad{FORGED}/?nick=alice", origin=origin)
+
+    assert not sock.accepted
+    refusals = [r.getMessage() for r in caplog.records if "Refused" in r.getMessage()]
+    assert refusals, caplog.text
+    assert all("\n" not in line and "\r" not in line for line in refusals), refusals
+    assert all("admin logged in" in line for line in refusals)
 
 
 async def test_handshake_from_an_allowed_host_on_any_port_is_accepted(chat, room, settings):
@@ -81,7 +99,7 @@ async def test_nick_of_32_printable_characters_with_spaces_and_unicode_is_accept
     assert (await sock.say("hi"))["nick"] == nick
 
 
-@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "١٢"])
+@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "١٢", "9223372036854775808", "1" * 5000])
 async def test_handshake_with_a_since_that_is_not_a_message_id_is_refused(chat, room, since):
     sock = await chat.open(room, path=f"/ws/chat/{room}/?nick=alice&since={since}")
 
