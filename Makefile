@@ -31,7 +31,7 @@ venv: $(VENV)/.installed  ## Controller virtualenv (Ansible, Molecule, linters, 
 system-deps:  ## Debian packages the tests need (redis-server, chromium, debootstrap, wrk)
 	bash scripts/system-deps.sh
 
-engine:  ## Docker engine with Compose v2 + buildx, started and answering
+engine: venv  ## Docker engine with Compose v2 + buildx, started and answering (playbooks/engine.yml)
 	bash scripts/docker-engine.sh
 
 base-images: venv engine system-deps  ## Local python/nginx/redis base images (no registry needed)
@@ -66,7 +66,7 @@ scan: venv $(SCAN_VENV)/.installed  ## bandit, pip-audit, checkov, hadolint, che
 test-app: venv system-deps  ## The app's own tests (real redis-server, headless Chromium)
 	cd app && $(BIN)/python -m pytest
 
-test-role: venv  ## The role's validation and templates against the app's own ranges (no engine needed)
+test-role: base-images  ## The role's validation, templates and engine install (on a Debian 12 container)
 	cd tests/role && $(BIN)/python -m pytest
 
 test-molecule: base-images  ## Every Molecule scenario, converge to destroy

@@ -116,8 +116,8 @@ def test_docker_engine_restart_brings_the_stack_back_with_history(stack: Stack):
     if restart:
         subprocess.run(restart, shell=True, check=True, timeout=300)  # noqa: S602 (operator's command)
     else:
-        # No systemd here (shared/ENVIRONMENT.md): stop dockerd by its pid file, start it again
-        # the way scripts/docker-engine.sh does.
+        # No systemd here (shared/ENVIRONMENT.md): stop dockerd by its pid file, then
+        # scripts/docker-engine.sh starts it again (or finds its supervisor did).
         pid = int(Path("/var/run/docker.pid").read_text().strip())
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=120, what="dockerd to stop")

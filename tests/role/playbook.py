@@ -1,4 +1,4 @@
-"""Helpers of the role suite: run a playbook on this machine and read its JSON report."""
+"""Helpers of the role suite: run a playbook (here unless told) and read its JSON report."""
 
 from __future__ import annotations
 
@@ -22,15 +22,21 @@ class PlaybookRun:
     output: str  # the end of stdout and stderr, for failure messages
 
 
-def failures_of(task: dict) -> list[str]:
+def failures_of(task: dict, host: str) -> list[str]:
     """The messages of the failed results of one task (a loop's failed items included)."""
-    result = task["hosts"].get("localhost", {})
+    result = task["hosts"].get(host, {})
     items = result.get("results") or [result]
     return [str(item.get("msg", "")) for item in items if item.get("failed")]
 
 
-def run_playbook(playbook: Path, variables: dict[str, object]) -> PlaybookRun:
-    """ansible-playbook against localhost (connection local) with `variables` as --extra-vars."""
+def run_playbook(
+    playbook: Path,
+    variables: dict[str, object],
+    inventory: str = "localhost,",
+    host: str = "localhost",
+) -> PlaybookRun:
+    """ansible-playbook against `host` of `inventory` (this machine, connection local, unless
+    told) with `variables` as --extra-vars."""
     environment = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
@@ -41,7 +47,7 @@ def run_playbook(playbook: Path, variables: dict[str, object]) -> PlaybookRun:
     result = subprocess.run(
         [
             str(BIN / "ansible-playbook"),
-            "--inventory=localhost,",
+            f"--inventory={inventory}",
             str(playbook),
             f"--extra-vars={json.dumps(variables)}",
         ],
@@ -60,6 +66,6 @@ def run_playbook(playbook: Path, variables: dict[str, object]) -> PlaybookRun:
     return PlaybookRun(
         returncode=result.returncode,
         tasks_run=[task["task"]["name"] for task in tasks],
-        failure_messages=[message for task in tasks for message in failures_of(task)],
+        failure_messages=[message for task in tasks for message in failures_of(task, host)],
         output=result.stdout[-4000:] + result.stderr[-2000:],
     )
