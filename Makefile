@@ -28,13 +28,13 @@ $(VENV)/.installed: requirements-dev.txt app/requirements.lock
 
 venv: $(VENV)/.installed  ## Controller virtualenv (Ansible, Molecule, linters, test tools)
 
-system-deps:  ## Debian packages the tests need (redis-server, chromium, debootstrap, wrk)
+system-deps:  ## Debian packages the tests need (redis-server, chromium, debootstrap, wrk, python3-apt)
 	bash scripts/system-deps.sh
 
 engine: venv  ## Docker engine with Compose v2 + buildx, started and answering (playbooks/engine.yml)
 	bash scripts/docker-engine.sh
 
-base-images: venv engine system-deps  ## Local python/nginx/redis base images (no registry needed)
+base-images: venv system-deps engine  ## Local python/nginx/redis base images (no registry needed)
 	$(BIN)/ansible-playbook playbooks/base_images.yml
 
 deploy: base-images  ## Bring the stack up on this machine (nginx on http://127.0.0.1:8080)
