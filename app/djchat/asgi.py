@@ -19,7 +19,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from djchat.checks import require_secret_key  # noqa: E402
-from djchat.origin import LoggingAllowedHostsOriginValidator  # noqa: E402
+from djchat.origin import OriginCheck  # noqa: E402
 
 require_secret_key()
 
@@ -32,8 +32,6 @@ application = ProtocolTypeRouter(
     {
         "http": http_application,
         # The Origin check comes first: a refused handshake costs no session lookup.
-        "websocket": LoggingAllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -38,6 +38,9 @@ INTEGERS: dict[str, Bound] = {
     # Seconds; each connection sends a heartbeat every TTL/3.
     "CHAT_PRESENCE_TTL": Bound(default=30, minimum=2, maximum=_HOUR),
     "CHAT_ROOM_LIST_CACHE_SECONDS": Bound(default=2, minimum=0, maximum=_HOUR),
+    # Failed logins of one account before it is locked, and for how long (django-axes).
+    "ACCOUNT_LOCKOUT_FAILURES": Bound(default=5, minimum=1, maximum=1000),
+    "ACCOUNT_LOCKOUT_SECONDS": Bound(default=900, minimum=1, maximum=_DAY),
     # 0 = one more than the CPUs the process may use, at most 12 (djchat.cpus.auto_workers).
     "GUNICORN_WORKERS": Bound(default=0, minimum=0, maximum=64),
     "GUNICORN_WORKER_CONNECTIONS": Bound(default=1000, minimum=1, maximum=100000),

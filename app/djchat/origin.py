@@ -1,54 +1,102 @@
-"""Origin check for WebSocket handshakes that says why it refused.
-
-Channels' AllowedHostsOriginValidator closes the handshake without a word, which in production
-looks like "WebSockets are broken" with nothing in any log. This one applies the same matching
-rules, reads ALLOWED_HOSTS at each handshake, and logs every refusal with the offending Origin.
+"""Origin check for WebSocket handshakes: the same rule as Django's CSRF Origin check, logged.
 
 WebSockets are not covered by CSRF protection; this check is what stops another site's page from
-opening a socket with a visitor's session cookie (cross-site WebSocket hijacking).
+opening a socket with a visitor's session cookie (cross-site WebSocket hijacking). A handshake is
+accepted when its Origin is the site the handshake was sent to (scheme, host and port: what a page
+of this site sends) or one of CSRF_TRUSTED_ORIGINS, as Django's CsrfViewMiddleware accepts a form.
+The Host must be one of ALLOWED_HOSTS, and https is what the proxy says it was
+(SECURE_PROXY_SSL_HEADER) when Django is told to trust it.
+
+Channels' AllowedHostsOriginValidator matched the Origin's host name only: any scheme and any port
+of an allowed host passed (a page on http://localhost:3000 could open sockets to the site on
+:8080), and it closed the handshake without a word, which in production looks like "WebSockets
+are broken" with nothing in any log. Every refusal here is logged with the offending Origin.
 """
 
 import logging
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
 
 from chat.handshake import refuse
 
 logger = logging.getLogger(__name__)
 
 
-def allowed_origin_hosts() -> list[str]:
+def allowed_hosts() -> list[str]:
     hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not hosts:  # the same fallback Django applies to Host headers
-        hosts = ["localhost", "127.0.0.1", "[::1]"]
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
     return hosts
 
 
-class LoggingAllowedHostsOriginValidator(OriginValidator):
-    def __init__(self, application):
-        # allowed_origins is a property here (read per handshake), so the parent's __init__,
-        # which assigns it, is not called.
-        self.application = application
+def is_secure(headers: dict[bytes, bytes], scope) -> bool:
+    """Whether the client spoke TLS: request.is_secure() for a WebSocket handshake."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        header = name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin1")
+        value = headers.get(header, b"").decode("latin1").split(",", 1)[0].strip()
+        return value == secure_value
+    return scope.get("scheme") in ("wss", "https")
 
-    @property
-    def allowed_origins(self) -> list[str]:
-        return allowed_origin_hosts()
+
+def own_origin(headers: dict[bytes, bytes], scope) -> str | None:
+    """scheme://host[:port] of the site the handshake was sent to, or None if its Host is not one
+    of ALLOWED_HOSTS."""
+    host = headers.get(b"host", b"").decode("latin1").lower()
+    domain, _port = split_domain_port(host)
+    if not domain or not validate_host(domain, allowed_hosts()):
+        return None
+    return f"{'https' if is_secure(headers, scope) else 'http'}://{host}"
+
+
+def is_trusted(origin: str) -> bool:
+    """One of CSRF_TRUSTED_ORIGINS, wildcard subdomains ("https://*.example.com") included."""
+    parts = urlsplit(origin)
+    for trusted in settings.CSRF_TRUSTED_ORIGINS:
+        trusted = trusted.lower()
+        if origin == trusted:
+            return True
+        pattern = urlsplit(trusted)
+        if (
+            "*" in pattern.netloc
+            and parts.scheme == pattern.scheme
+            and is_same_domain(parts.netloc, pattern.netloc.replace("*", "", 1))
+        ):
+            return True
+    return False
+
+
+def refusal_reason(scope) -> str | None:
+    """Why the handshake must be refused, or None when its Origin is allowed."""
+    headers = dict(scope.get("headers", []))
+    raw = headers.get(b"origin")
+    if raw is None:
+        return "no Origin header"
+    origin = raw.decode("latin1").lower()
+    own = own_origin(headers, scope)
+    if origin == own or is_trusted(origin):
+        return None
+    site = own or f"Host {headers.get(b'host', b'').decode('latin1')!r}, not in ALLOWED_HOSTS"
+    return f"Origin {origin!r} is not allowed: not this site ({site}), not in CSRF_TRUSTED_ORIGINS"
+
+
+class OriginCheck:
+    """ASGI middleware in front of the WebSocket routes: refuses a handshake whose Origin is not
+    allowed (HTTP 403), with the reason in the log."""
+
+    def __init__(self, application):
+        self.application = application
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             raise ValueError("The Origin check only applies to WebSocket connections")
-        raw_origin = dict(scope.get("headers", [])).get(b"origin")
-        origin = raw_origin.decode("latin1") if raw_origin is not None else None
-        if self.valid_origin(urlparse(origin) if origin is not None else None):
+        reason = refusal_reason(scope)
+        if reason is None:
             return await self.application(scope, receive, send)
         client = scope.get("client") or ("?", 0)
-        reason = (
-            "no Origin header"
-            if origin is None
-            else f"Origin {origin!r} is not allowed by ALLOWED_HOSTS {self.allowed_origins}"
-        )
         logger.warning(
             "Refused WebSocket handshake for %r from %s: %s", scope.get("path"), client[0], reason
         )

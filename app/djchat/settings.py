@@ -7,6 +7,7 @@ import time, so `collectstatic` runs at image build time with no configuration; 
 to start without the key (djchat/checks.py).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from djchat import config
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
     "channels",
     "chat",
 ]
@@ -53,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "djchat.urls"
@@ -100,7 +104,12 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 # Asking browsers to preload HSTS is a commitment an operator makes for the whole domain, not a
 # default this app can make for them; the deploy check's reminder is silenced unless they opt in.
-SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SILENCED_SYSTEM_CHECKS = [
+    # Accounts are locked whatever address the attempts come from (AXES_LOCKOUT_PARAMETERS);
+    # the per-address limit is nginx's (djchat_nginx_login_limit_*).
+    "axes.W006",
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
 
 # --- Database ---------------------------------------------------------------------------------
 
@@ -121,6 +130,31 @@ LOGOUT_REDIRECT_URL = "home"
 # Sign-up and password changes: Django's own validators. At least 12 characters (OWASP's advice
 # when nothing else, like MFA, backs the password), not close to the username, not one of the
 # 20,000 common passwords Django ships, not digits only.
+# Guessing one account's password: after ACCOUNT_LOCKOUT_FAILURES failed logins in a row (the
+# login page and the admin's alike) the account is refused for ACCOUNT_LOCKOUT_SECONDS, whatever
+# address the attempts come from (django-axes; the per-address limit is nginx's). The failures are
+# counted in the Redis cache, expiring with the lockout; a successful login starts the count again.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_LOCKOUT_PARAMETERS = ["username"]
+ACCOUNT_LOCKOUT_FAILURES = env_bounded("ACCOUNT_LOCKOUT_FAILURES")
+ACCOUNT_LOCKOUT_SECONDS = env_bounded("ACCOUNT_LOCKOUT_SECONDS")
+AXES_FAILURE_LIMIT = ACCOUNT_LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=ACCOUNT_LOCKOUT_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+# Django's default hashers, with its PBKDF2 one computed off the gevent hub (djchat.hashers).
+PASSWORD_HASHERS = [
+    "djchat.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},

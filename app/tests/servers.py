@@ -170,11 +170,11 @@ def daphne(env: dict[str, str], log: Path):
     return app_process(command, port, env, log)
 
 
-def gunicorn(env: dict[str, str], log: Path):
+def gunicorn(env: dict[str, str], log: Path, workers: int = 2):
     """The wsgi process type, with the app's gunicorn.conf.py (gevent workers by default)."""
     port = free_port()
     command = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "djchat.wsgi:application"]
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
     return app_process(command, port, env, log)
 
 

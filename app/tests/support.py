@@ -11,7 +11,8 @@ from channels.testing import WebsocketCommunicator
 
 # Long enough for a slow CI machine, short enough that a missing frame fails fast.
 FRAME_TIMEOUT = 5.0
-ALLOWED_ORIGIN = "http://localhost"
+SITE_HOST = "localhost"  # one of ALLOWED_HOSTS
+ALLOWED_ORIGIN = f"http://{SITE_HOST}"  # a page of that site, as a browser names it
 
 
 def asgi_application():
@@ -110,8 +111,11 @@ class ChatClients:
         origin: str | None = ALLOWED_ORIGIN,
         cookie: str | None = None,
         path: str | None = None,
+        host: str = SITE_HOST,
+        extra_headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> ChatSocket:
-        headers = []
+        # The Host a browser sends with the handshake: the site its page came from.
+        headers = [(b"host", host.encode("latin1")), *extra_headers]
         if origin is not None:
             headers.append((b"origin", origin.encode("latin1")))
         if cookie is not None:

@@ -212,6 +212,8 @@ print(json.dumps({
     "CAPACITY": layer.get("capacity"), "EXPIRY": layer.get("expiry"),
     "GROUP_EXPIRY": layer.get("group_expiry"),
     "CHAT": {name: getattr(s, name) for name in dir(s) if name.startswith("CHAT_")},
+    "ACCOUNT": {name: getattr(s, name) for name in dir(s) if name.startswith("ACCOUNT_")},
+    "AXES": [s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()],
     "LOG_LEVEL": s.LOGGING["root"]["level"],
     "STORAGE": s.STORAGES["staticfiles"]["BACKEND"],
 }))
@@ -259,6 +261,8 @@ def test_settings_defaults_are_safe_for_production():
         "CHAT_RESUME_LIMIT": 1000,
         "CHAT_ROOM_LIST_CACHE_SECONDS": 2,
     }
+    assert loaded["ACCOUNT"] == {"ACCOUNT_LOCKOUT_FAILURES": 5, "ACCOUNT_LOCKOUT_SECONDS": 900}
+    assert loaded["AXES"] == [5, 900]
     assert loaded["STORAGE"].endswith("ManifestStaticFilesStorage")
 
 
@@ -291,6 +295,8 @@ def test_settings_read_every_documented_variable(tmp_path):
         CHAT_ALLOW_ANONYMOUS="false",
         CHAT_PRESENCE_TTL="16",
         CHAT_ROOM_LIST_CACHE_SECONDS="17",
+        ACCOUNT_LOCKOUT_FAILURES="18",
+        ACCOUNT_LOCKOUT_SECONDS="19",
     )
 
     assert loaded["SECRET_KEY"] == "k" * 60
@@ -321,6 +327,7 @@ def test_settings_read_every_documented_variable(tmp_path):
         "CHAT_RESUME_LIMIT": 15,
         "CHAT_ROOM_LIST_CACHE_SECONDS": 17,
     }
+    assert loaded["AXES"] == [18, 19]
 
 
 SETTINGS_INTEGERS = sorted(name for name in INTEGERS if not name.startswith("GUNICORN_"))
@@ -335,6 +342,7 @@ def integers_read(loaded: dict) -> dict[str, int]:
         "CHANNEL_LAYER_EXPIRY": loaded["EXPIRY"],
         "CHANNEL_LAYER_GROUP_EXPIRY": loaded["GROUP_EXPIRY"],
         **{name: value for name, value in loaded["CHAT"].items() if name in INTEGERS},
+        **loaded["ACCOUNT"],
     }
 
 

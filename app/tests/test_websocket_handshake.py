@@ -26,7 +26,9 @@ async def test_handshake_from_a_foreign_origin_is_refused_and_logged(chat, room,
     sock = await chat.open(room, "alice", origin="https://evil.example")
 
     assert not sock.accepted
-    assert "'https://evil.example' is not allowed by ALLOWED_HOSTS" in caplog.text
+    assert "Origin 'https://evil.example' is not allowed: not this site (http://localhost)" in (
+        caplog.text
+    )
 
 
 FORGED = "%0a2026-12-02 06:00:00,000 INFO chat.consumers [1] admin logged in%0d"
@@ -46,12 +48,75 @@ async def test_a_refused_path_cannot_forge_log_lines(chat, caplog, origin):
     assert all("admin logged in" in line for line in refusals)
 
 
-async def test_handshake_from_an_allowed_host_on_any_port_is_accepted(chat, room, settings):
+@pytest.mark.parametrize(
+    ("host", "origin", "forwarded_proto"),
+    [
+        ("chat.example.com:8443", "https://chat.example.com:8443", b"https"),
+        ("chat.example.com", "https://chat.example.com", b"https"),
+        ("chat.example.com:8080", "http://chat.example.com:8080", b"http"),
+        ("CHAT.example.com", "http://chat.EXAMPLE.com", None),
+    ],
+)
+async def test_a_page_of_the_site_itself_may_open_a_socket(
+    chat, room, settings, host, origin, forwarded_proto
+):
     settings.ALLOWED_HOSTS = ["chat.example.com"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proto = () if forwarded_proto is None else ((b"x-forwarded-proto", forwarded_proto),)
 
-    sock = await chat.open(room, "alice", origin="https://chat.example.com:8443")
+    sock = await chat.open(room, "alice", origin=origin, host=host, extra_headers=proto)
 
     assert sock.accepted
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "forwarded_proto"),
+    [
+        # Another port of the same host: another site (a dev server on :3000, say).
+        ("chat.example.com:8080", "http://chat.example.com:3000", b"http"),
+        # Another scheme: a plain-HTTP page of a site that is served over https.
+        ("chat.example.com", "http://chat.example.com", b"https"),
+        ("chat.example.com", "https://chat.example.com", b"http"),
+        # localhost is not implicitly trusted.
+        ("chat.example.com", "http://localhost", b"http"),
+        # A Host outside ALLOWED_HOSTS is no site of ours, whatever the Origin says.
+        ("evil.example", "http://evil.example", b"http"),
+    ],
+)
+async def test_an_origin_of_another_scheme_port_or_host_is_refused(
+    chat, room, settings, caplog, host, origin, forwarded_proto
+):
+    caplog.set_level(logging.WARNING, logger="djchat.origin")
+    settings.ALLOWED_HOSTS = ["chat.example.com", "localhost"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    sock = await chat.open(
+        room,
+        "alice",
+        origin=origin,
+        host=host,
+        extra_headers=((b"x-forwarded-proto", forwarded_proto),),
+    )
+
+    assert not sock.accepted
+    assert f"Origin {origin.lower()!r} is not allowed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("https://chat.example.com", True),
+        ("https://eu.chat.example.com", True),
+        ("http://eu.chat.example.com", False),
+        ("https://chat.example.com.evil.example", False),
+    ],
+)
+async def test_csrf_trusted_origins_may_open_sockets(chat, room, settings, origin, accepted):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.chat.example.com"]
+
+    sock = await chat.open(room, "alice", origin=origin)
+
+    assert sock.accepted is accepted
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -74,3 +75,18 @@ def test_security_headers_are_sent(stack: Stack):
     headers = stack.get("/").headers
     assert headers.get("X-Content-Type-Options") == "nosniff"
     assert headers.get("X-Frame-Options") == "DENY"
+
+
+def test_the_tls_private_key_is_a_secret_only_nginx_can_read(stack: Stack):
+    """Under the 0700 secrets directory (no other account on the host can reach it, whatever uid
+    nginx's is there), 0600 and owned by nginx's uid; the certificate directory holds no key."""
+    if not stack.tls:
+        pytest.skip("TLS is off in this scenario")
+    secrets = stack.project_dir / "secrets"
+    key = secrets / "tls" / "privkey.pem"
+    nginx_uid = int(stack.service("nginx").exec("id", "-u").stdout)
+
+    assert (stat.S_IMODE(secrets.stat().st_mode), secrets.stat().st_uid) == (0o700, 0)
+    assert (stat.S_IMODE(key.stat().st_mode), key.stat().st_uid) == (0o600, nginx_uid)
+    assert [path.name for path in (stack.project_dir / "tls").iterdir()] == ["fullchain.pem"]
+    assert stack.service("nginx").exec("head", "-c", "10", "/run/secrets/tls/privkey.pem").stdout

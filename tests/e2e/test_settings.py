@@ -236,10 +236,49 @@ def test_tls_handshake_presents_the_installed_certificate(tls: Stack):
     )
 
 
+def tls12_handshake(port: int, ciphers: str) -> str | None:
+    """The suite a TLS 1.2 handshake offering only `ciphers` settles on, or None if refused."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(f"{ciphers}:@SECLEVEL=0")  # this client offers even what it would refuse
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as conn,
+        ):
+            return conn.cipher()[0]
+    except ssl.SSLError:
+        return None
+
+
+def test_tls12_offers_forward_secret_aead_suites_only(tls: Stack):
+    port = int(expect(tls, "https_port"))
+    # CBC with SHA-1 and RSA key exchange (no forward secrecy): what nginx's default allowed.
+    for weak in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256"):
+        assert tls12_handshake(port, weak) is None, f"{weak} was accepted"
+    assert tls12_handshake(port, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+
+
 def test_plain_http_redirects_to_https(tls: Stack):
     response = requests.get(tls.http_url + "/r/lobby/?from=http", allow_redirects=False, timeout=10)
     assert response.status_code in (301, 308), f"http answered {response.status_code}"
     assert response.headers["Location"] == tls.base_url + "/r/lobby/?from=http"
+
+
+def test_the_redirect_to_https_never_echoes_a_foreign_host(tls: Stack):
+    response = requests.get(
+        tls.http_url + "/r/lobby/",
+        headers={"Host": "evil.example"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code in (301, 308), f"http answered {response.status_code}"
+    location = response.headers["Location"]
+    assert "evil.example" not in location, location
+    assert location.startswith("https://"), location
+    assert location.endswith(f":{expect(tls, 'https_port')}/r/lobby/"), location
 
 
 def test_https_responses_carry_hsts(tls: Stack):

@@ -234,6 +234,8 @@ HANDSHAKES = {
     "no-origin": ("/ws/chat/{room}/?nick=a", None),
     "null-origin": ("/ws/chat/{room}/?nick=a", "null"),
     "origin-lookalike": ("/ws/chat/{room}/?nick=a", "http://127.0.0.1.evil.example"),
+    # Another port of an allowed host is another site (a dev server's page, say).
+    "origin-other-port": ("/ws/chat/{room}/?nick=a", "http://127.0.0.1:3000"),
     "nick-33-chars": ("/ws/chat/{room}/?nick=" + "n" * 33, "site"),
     "nick-5000-chars": ("/ws/chat/{room}/?nick=" + LONG, "site"),
     "nick-control-chars": ("/ws/chat/{room}/?nick=a%00%07b", "site"),

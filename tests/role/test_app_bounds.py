@@ -65,7 +65,7 @@ print(json.dumps({
     "CHANNEL_LAYER_CAPACITY": layer.get("capacity"),
     "CHANNEL_LAYER_EXPIRY": layer.get("expiry"),
     "CHANNEL_LAYER_GROUP_EXPIRY": layer.get("group_expiry"),
-    **{name: getattr(s, name) for name in dir(s) if name.startswith("CHAT_")},
+    **{name: getattr(s, name) for name in dir(s) if name.startswith(("CHAT_", "ACCOUNT_"))},
 }))
 """
 AUTO_WORKERS_PROBE = (
