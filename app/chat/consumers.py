@@ -24,7 +24,7 @@ from chat import protocol
 from chat.handshake import Admission
 from chat.protocol import ErrorCode, ProtocolError
 from chat.ratelimit import TokenBucket
-from chat.services import latest, messages, presence
+from chat.services import latest, messages, presence, quotas
 from djchat.middleware import HOSTNAME
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # chat.handshake.ChatAdmissionMiddleware admitted this socket and says who it is.
         self.admission: Admission = self.scope["chat"]
         self.room, self.nick = self.admission.room, self.admission.nick
+        client = self.scope.get("client")
+        self.address = client[0] if client else "unknown"
+        if not await self.hold_account_socket():
+            logger.info(
+                "Refused a socket of %r: %s already open (CHAT_ACCOUNT_MAX_SOCKETS)",
+                self.nick,
+                settings.CHAT_ACCOUNT_MAX_SOCKETS,
+            )
+            await self.close()  # before accept: the client sees HTTP 403
+            return
         self.group = room_group(self.room)
         self.rate_limit = TokenBucket(
             settings.CHAT_RATE_LIMIT_MESSAGES, settings.CHAT_RATE_LIMIT_SECONDS
@@ -70,8 +80,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self.send_history()
         snapshot = await presence.touch(self.room, self.channel_name, self.nick)
-        await self.broadcast_presence(snapshot.online)
+        await self.send_presence_if_changed(snapshot.online)  # the whole list, to this one only
+        await self.broadcast_presence_change(snapshot)
         self.heartbeat = asyncio.create_task(self.keep_alive())
+
+    async def hold_account_socket(self) -> bool:
+        """Count this socket against its account's maximum (anonymous ones: nginx, per address)."""
+        account_id = self.admission.author_id
+        return account_id is None or await quotas.hold_socket(account_id, self.channel_name)
 
     async def send_history(self) -> None:
         since = self.admission.since
@@ -97,12 +113,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Channels has already left the groups in self.groups.
         if not hasattr(self, "group"):  # connect() failed before joining
             return
+        if self.admission.author_id is not None:
+            await quotas.release_socket(self.admission.author_id, self.channel_name)
         if self.heartbeat is not None:
             self.stop_heartbeat()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.heartbeat
         snapshot = await presence.leave(self.room, self.channel_name, self.nick)
-        await self.broadcast_presence(snapshot.online)
+        await self.broadcast_presence_change(snapshot)
 
     # --- frames from the client ---------------------------------------------------------------
 
@@ -118,14 +136,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         if frame.type == "ping":
             await self.send_frame(protocol.PONG_FRAME)
-        elif self.rate_limit.allow():
+            return
+        # This socket's own bucket first: a flood on one socket costs no Redis round trip.
+        if not self.rate_limit.allow():
+            refusal = (
+                f"At most {settings.CHAT_RATE_LIMIT_MESSAGES} messages per "
+                f"{settings.CHAT_RATE_LIMIT_SECONDS} seconds; this one was not sent."
+            )
+        else:
+            refusal = await quotas.message_refusal(self.admission.author_id, self.address)
+        if refusal is None:
             await self.post(frame.text)
         else:
-            await self.send_error(
-                ErrorCode.RATE_LIMITED,
-                f"At most {settings.CHAT_RATE_LIMIT_MESSAGES} messages per "
-                f"{settings.CHAT_RATE_LIMIT_SECONDS} seconds; this one was not sent.",
-            )
+            await self.send_error(ErrorCode.RATE_LIMITED, refusal)
 
     async def post(self, text: str) -> None:
         message = await post_message(self.room, self.nick, text, self.admission.author_id)
@@ -145,8 +168,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.catch_up()
         # else: already delivered (by the history frame or an earlier catch-up)
 
-    async def presence_update(self, event):
-        await self.send_presence_if_changed(event["online"])
+    async def presence_change(self, event):
+        if self.online_sent is None:
+            return  # this socket's own list has not gone out yet; it will include the change
+        online = set(self.online_sent)
+        joined = [nick for nick in event["joined"] if nick not in online]
+        left = [nick for nick in event["left"] if nick in online]
+        if joined or left:
+            self.online_sent = presence.sort_nicks((online | set(joined)) - set(left))
+            await self.send_frame(protocol.presence_change_frame(joined, left))
 
     # --- delivery -----------------------------------------------------------------------------
 
@@ -171,12 +201,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- presence -----------------------------------------------------------------------------
 
-    async def broadcast_presence(self, online: list[str]) -> None:
-        await self.channel_layer.group_send(
-            self.group, {"type": "presence.update", "online": online}
-        )
+    async def broadcast_presence_change(self, snapshot: presence.Snapshot) -> None:
+        """Tell the room who came and went: a few nicks per member, not the whole list."""
+        if snapshot.changed:
+            await self.channel_layer.group_send(
+                self.group,
+                {"type": "presence.change", "joined": snapshot.joined, "left": snapshot.left},
+            )
 
     async def send_presence_if_changed(self, online: list[str]) -> None:
+        """The whole list, when it differs from what this client was told (joining, repairs)."""
         if online != self.online_sent:
             self.online_sent = online
             await self.send_frame(protocol.presence_frame(online))
@@ -186,12 +220,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(presence.heartbeat_interval())
             try:
+                await self.hold_account_socket()  # refreshed with presence: both expire alike
                 snapshot = await presence.touch(self.room, self.channel_name, self.nick)
-                if snapshot.swept:
-                    # Someone's entry expired (their process died): tell the whole room.
-                    await self.broadcast_presence(snapshot.online)
+                if snapshot.changed:
+                    # Someone's entries expired (their process died): tell the whole room, this
+                    # socket included.
+                    await self.broadcast_presence_change(snapshot)
                 else:
-                    # Also repairs a presence broadcast this connection missed.
+                    # Repairs a change this connection missed (or got out of order).
                     await self.send_presence_if_changed(snapshot.online)
                 if await latest.latest(self.room) > self.delivered_up_to:
                     await self.catch_up()

@@ -98,6 +98,10 @@ def presence_frame(online: list[str]) -> dict:
     return {"type": "presence", "online": online}
 
 
+def presence_change_frame(joined: list[str], left: list[str]) -> dict:
+    return {"type": "presence_change", "joined": joined, "left": left}
+
+
 def error_frame(code: ErrorCode, detail: str) -> dict:
     return {"type": "error", "code": str(code), "detail": detail}
 

@@ -32,6 +32,10 @@ INTEGERS: dict[str, Bound] = {
     "CHAT_MAX_MESSAGE_LENGTH": Bound(default=2000, minimum=1, maximum=100000),
     "CHAT_RATE_LIMIT_MESSAGES": Bound(default=10, minimum=1, maximum=10000),
     "CHAT_RATE_LIMIT_SECONDS": Bound(default=10, minimum=1, maximum=_HOUR),
+    # Anonymous messages from one client address over all its sockets, per CHAT_RATE_LIMIT_SECONDS.
+    "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": Bound(default=30, minimum=1, maximum=100000),
+    # Open sockets of one account, over all addresses and rooms.
+    "CHAT_ACCOUNT_MAX_SOCKETS": Bound(default=20, minimum=1, maximum=10000),
     # Both are sent as one WebSocket frame: the bounds keep it to tens of megabytes.
     "CHAT_HISTORY_SIZE": Bound(default=50, minimum=0, maximum=10000),
     "CHAT_RESUME_LIMIT": Bound(default=1000, minimum=1, maximum=100000),

@@ -185,6 +185,10 @@ CHANNEL_LAYERS = config.channel_layers(
 CHAT_MAX_MESSAGE_LENGTH = env_bounded("CHAT_MAX_MESSAGE_LENGTH")
 CHAT_RATE_LIMIT_MESSAGES = env_bounded("CHAT_RATE_LIMIT_MESSAGES")
 CHAT_RATE_LIMIT_SECONDS = env_bounded("CHAT_RATE_LIMIT_SECONDS")
+# Across sockets (chat.services.quotas): an account has CHAT_RATE_LIMIT_MESSAGES over all of its
+# sockets; anonymous sockets share one budget per client address.
+CHAT_ADDRESS_RATE_LIMIT_MESSAGES = env_bounded("CHAT_ADDRESS_RATE_LIMIT_MESSAGES")
+CHAT_ACCOUNT_MAX_SOCKETS = env_bounded("CHAT_ACCOUNT_MAX_SOCKETS")
 CHAT_HISTORY_SIZE = env_bounded("CHAT_HISTORY_SIZE")
 CHAT_RESUME_LIMIT = env_bounded("CHAT_RESUME_LIMIT")
 CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)

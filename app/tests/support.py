@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 
 from channels.testing import WebsocketCommunicator
 
+from chat.services.presence import sort_nicks
+
 # Long enough for a slow CI machine, short enough that a missing frame fails fast.
 FRAME_TIMEOUT = 5.0
 SITE_HOST = "localhost"  # one of ALLOWED_HOSTS
@@ -21,6 +23,16 @@ def asgi_application():
     from djchat.asgi import application
 
     return application
+
+
+def from_address(application, address: str):
+    """The application as a client at `address` reaches it (daphne sets scope["client"] from the
+    peer or, behind nginx, from X-Forwarded-For; the test communicator sets none)."""
+
+    async def app(scope, receive, send):
+        await application({**scope, "client": (address, 50000)}, receive, send)
+
+    return app
 
 
 def socket_path(room: str, nick: str | None = None, since: int | None = None) -> str:
@@ -41,9 +53,19 @@ class ChatSocket:
         self.accepted = False
         self.closed = False
         self.history: dict | None = None
+        # The nicks online as this client knows them: the last presence frame, changes applied.
+        self.online: list[str] | None = None
 
     async def receive(self, timeout: float = FRAME_TIMEOUT) -> dict:
-        return json.loads(await self.communicator.receive_from(timeout))
+        frame = json.loads(await self.communicator.receive_from(timeout))
+        if frame["type"] == "presence":
+            self.online = frame["online"]
+        elif frame["type"] == "presence_change":
+            assert self.online is not None, f"{frame} before the first presence frame"
+            assert not set(frame["joined"]) & set(self.online), f"{frame}: already online"
+            assert set(frame["left"]) <= set(self.online), f"{frame}: was not online"
+            self.online = sort_nicks((set(self.online) | set(frame["joined"])) - set(frame["left"]))
+        return frame
 
     async def receive_type(self, frame_type: str, timeout: float = FRAME_TIMEOUT) -> dict:
         """The next frame of `frame_type`, skipping others (presence updates arrive at any time)."""
@@ -57,16 +79,16 @@ class ChatSocket:
                 return frame
             skipped.append(frame)
 
-    async def presence_becomes(self, online: list[str], timeout: float = FRAME_TIMEOUT) -> dict:
+    async def presence_becomes(self, online: list[str], timeout: float = FRAME_TIMEOUT) -> None:
+        """Read frames until the nicks online, as this client knows them, are `online`."""
         deadline = time.monotonic() + timeout
         seen = []
-        while True:
+        while self.online != online:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"presence never became {online} within {timeout} s; saw {seen}"
-            frame = await self.receive_type("presence", remaining)
-            if frame["online"] == online:
-                return frame
-            seen.append(frame["online"])
+            frame = await self.receive(remaining)
+            if frame["type"].startswith("presence"):
+                seen.append(self.online)
 
     async def send(self, frame: dict | str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -113,6 +135,7 @@ class ChatClients:
         path: str | None = None,
         host: str = SITE_HOST,
         extra_headers: tuple[tuple[bytes, bytes], ...] = (),
+        address: str = "127.0.0.1",
     ) -> ChatSocket:
         # The Host a browser sends with the handshake: the site its page came from.
         headers = [(b"host", host.encode("latin1")), *extra_headers]
@@ -121,7 +144,9 @@ class ChatClients:
         if cookie is not None:
             headers.append((b"cookie", cookie.encode("latin1")))
         communicator = WebsocketCommunicator(
-            asgi_application(), path or socket_path(room, nick, since), headers=headers
+            from_address(asgi_application(), address),
+            path or socket_path(room, nick, since),
+            headers=headers,
         )
         socket = ChatSocket(communicator)
         socket.accepted, _ = await communicator.connect(timeout=FRAME_TIMEOUT)

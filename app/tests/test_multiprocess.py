@@ -5,6 +5,7 @@ This is what the deployment runs behind nginx; a message or a login must cross p
 
 import json
 import socket
+import weakref
 
 import pytest
 import requests
@@ -54,9 +55,17 @@ def drain(ws, timeout: float = 10) -> None:
         ws.recv(timeout=timeout)
 
 
+# What each socket was told is online: its presence frame, with the changes since applied.
+_online: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def presence_becomes(ws, online: list[str], timeout: float = 10) -> None:
-    while receive(ws, "presence", timeout)["online"] != online:
-        pass
+    while _online.get(ws) != set(online):
+        frame = json.loads(ws.recv(timeout=timeout))
+        if frame["type"] == "presence":
+            _online[ws] = set(frame["online"])
+        elif frame["type"] == "presence_change" and ws in _online:
+            _online[ws] = (_online[ws] | set(frame["joined"])) - set(frame["left"])
 
 
 def test_members_on_different_daphne_processes_share_messages_and_presence(stack, room):

@@ -23,6 +23,22 @@ async def test_presence_is_shared_by_members_and_updated_when_one_leaves(chat, r
     await alice.presence_becomes(["alice"])
 
 
+async def test_members_are_told_who_came_and_went_not_the_whole_list(chat, room):
+    members = [await chat.join(room, f"member-{n}") for n in range(5)]
+    for member in members:
+        await member.presence_becomes([f"member-{n}" for n in range(5)])
+
+    newcomer = await chat.join(room, "newcomer")
+    told_of_join = [await member.receive() for member in members]
+    await newcomer.close()
+    told_of_leave = [await member.receive() for member in members]
+
+    joined = {"type": "presence_change", "joined": ["newcomer"], "left": []}
+    left = {"type": "presence_change", "joined": [], "left": ["newcomer"]}
+    assert told_of_join == [joined] * 5
+    assert told_of_leave == [left] * 5
+
+
 async def test_online_list_is_sorted_case_insensitively(chat, room):
     await chat.join(room, "bob")
     await chat.join(room, "Carol")
@@ -33,9 +49,10 @@ async def test_online_list_is_sorted_case_insensitively(chat, room):
 
 async def test_a_nick_open_in_two_tabs_is_listed_once_until_both_leave(chat, room):
     tab1 = await chat.join(room, "alice")
-    tab2 = await chat.join(room, "alice")
     bob = await chat.join(room, "bob")
     await bob.presence_becomes(["alice", "bob"])
+    tab2 = await chat.join(room, "alice")
+    assert await bob.receives_nothing(0.3), "alice was online already"
 
     await tab1.close()
     assert await bob.receives_nothing(0.3), "the online list did not change"
@@ -53,7 +70,8 @@ async def test_member_of_a_dead_process_is_swept_within_the_ttl(chat, room, sett
     alice = await chat.join(room, "alice")
 
     assert (await alice.receive_type("presence"))["online"] == ["alice", "ghost"]
-    await alice.presence_becomes(["alice"], timeout=settings.CHAT_PRESENCE_TTL + 3)
+    swept = await alice.receive_type("presence_change", timeout=settings.CHAT_PRESENCE_TTL + 3)
+    assert swept == {"type": "presence_change", "joined": [], "left": ["ghost"]}
 
 
 async def test_heartbeats_keep_a_live_member_online_past_the_ttl(chat, room, settings):

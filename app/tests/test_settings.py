@@ -252,6 +252,8 @@ def test_settings_defaults_are_safe_for_production():
     assert loaded["LAYER_BACKEND"] == "channels_redis.core.RedisChannelLayer"
     assert (loaded["CAPACITY"], loaded["EXPIRY"], loaded["GROUP_EXPIRY"]) == (1000, 60, 86400)
     assert loaded["CHAT"] == {
+        "CHAT_ACCOUNT_MAX_SOCKETS": 20,
+        "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": 30,
         "CHAT_ALLOW_ANONYMOUS": True,
         "CHAT_HISTORY_SIZE": 50,
         "CHAT_MAX_MESSAGE_LENGTH": 2000,
@@ -297,6 +299,8 @@ def test_settings_read_every_documented_variable(tmp_path):
         CHAT_ROOM_LIST_CACHE_SECONDS="17",
         ACCOUNT_LOCKOUT_FAILURES="18",
         ACCOUNT_LOCKOUT_SECONDS="19",
+        CHAT_ADDRESS_RATE_LIMIT_MESSAGES="20",
+        CHAT_ACCOUNT_MAX_SOCKETS="21",
     )
 
     assert loaded["SECRET_KEY"] == "k" * 60
@@ -318,6 +322,8 @@ def test_settings_read_every_documented_variable(tmp_path):
     assert loaded["LAYER_HOST"]["password"] == "redis-secret"
     assert (loaded["CAPACITY"], loaded["EXPIRY"], loaded["GROUP_EXPIRY"]) == (7, 8, 9)
     assert loaded["CHAT"] == {
+        "CHAT_ACCOUNT_MAX_SOCKETS": 21,
+        "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": 20,
         "CHAT_ALLOW_ANONYMOUS": False,
         "CHAT_HISTORY_SIZE": 14,
         "CHAT_MAX_MESSAGE_LENGTH": 11,

@@ -223,14 +223,68 @@ class Stack:
         return f"(see `docker compose -p {self.project} logs {service}`)".replace(" )", ")")
 
 
+# --- accounts ------------------------------------------------------------------------------------
+
+CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def post_form(
+    session: requests.Session, stack: Stack, path: str, fields: dict[str, str], pause: float = 0
+) -> requests.Response:
+    """GET the form (CSRF cookie + token), wait `pause` s, then POST it as a browser does."""
+    url = stack.url(path)
+    form = session.get(url, timeout=15)
+    assert form.status_code == 200, f"GET {path}: {form.status_code}"
+    token = CSRF_FIELD.search(form.text)
+    assert token, f"no csrfmiddlewaretoken in {path}"
+    time.sleep(pause)
+    return session.post(
+        url,
+        data={"csrfmiddlewaretoken": token.group(1), **fields},
+        headers={"Referer": url, "Origin": stack.origin},
+        allow_redirects=False,
+        timeout=15,
+    )
+
+
+def sign_up(stack: Stack, prefix: str = "user", pause: float = 0) -> tuple[str, str]:
+    """A new account made through the sign-up form: (username, password)."""
+    username, password = unique(prefix)[:30], secrets.token_urlsafe(16)
+    with stack.session() as session:
+        response = post_form(
+            session,
+            stack,
+            "/accounts/signup/",
+            {"username": username, "password1": password, "password2": password},
+            pause,
+        )
+    assert response.status_code == 302, (
+        f"sign-up answered {response.status_code}, expected a redirect: {response.text[:2000]}"
+    )
+    return username, password
+
+
+def logged_in_session(
+    stack: Stack, username: str, password: str, pause: float = 0
+) -> requests.Session:
+    session = stack.session()
+    response = post_form(
+        session, stack, "/accounts/login/", {"username": username, "password": password}, pause
+    )
+    assert response.status_code == 302, f"login answered {response.status_code}"
+    assert any("session" in cookie.name for cookie in session.cookies), session.cookies
+    return session
+
+
 # --- the chat protocol ---------------------------------------------------------------------------
 
 
 class ChatClient:
     """One WebSocket member of a room, speaking the protocol of app/README.md.
 
-    Every frame read is recorded: `frames` (all of them, in order), `online` (the latest presence),
-    and a queue of frames not yet matched by a wait, so no frame is lost between two waits.
+    Every frame read is recorded: `frames` (all of them, in order), `online` (the nicks online:
+    the latest presence frame with the changes since applied), and a queue of frames not yet
+    matched by a wait, so no frame is lost between two waits.
     """
 
     def __init__(self, connection: ClientConnection, default_timeout: float = 10.0):
@@ -271,6 +325,8 @@ class ChatClient:
         self.frames.append(frame)
         if frame.get("type") == "presence":
             self.online = sorted(frame["online"])
+        elif frame.get("type") == "presence_change" and self.online is not None:
+            self.online = sorted((set(self.online) | set(frame["joined"])) - set(frame["left"]))
         return frame
 
     def wait_for(
@@ -311,12 +367,12 @@ class ChatClient:
         )
 
     def wait_for_presence(self, online: Iterable[str], timeout: float | None = None) -> None:
-        """Until the latest presence frame lists exactly `online`."""
+        """Until the nicks online (presence, its changes applied) are exactly `online`."""
         expected = sorted(online)
         if self.online == expected:
             return
         self.wait_for(
-            lambda frame: frame["type"] == "presence" and sorted(frame["online"]) == expected,
+            lambda frame: frame["type"].startswith("presence") and self.online == expected,
             timeout,
             what=f"presence {expected} (latest seen: {self.online})",
         )

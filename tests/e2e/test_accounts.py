@@ -3,62 +3,17 @@ the database and the session store, through nginx, with Django's CSRF protection
 
 from __future__ import annotations
 
-import re
-import secrets
-
 import pytest
-import requests
 from websockets.exceptions import InvalidStatus
 
-from helpers import Stack, unique
+from helpers import Stack, logged_in_session, sign_up, unique
 
 pytestmark = pytest.mark.disruptive  # creates accounts (POST requests)
-
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-
-
-def post_form(session: requests.Session, stack: Stack, path: str, fields: dict[str, str]):
-    """GET the form (CSRF cookie + token), then POST it the way a browser does."""
-    url = stack.url(path)
-    form = session.get(url, timeout=15)
-    assert form.status_code == 200, f"GET {path}: {form.status_code}"
-    token = CSRF_FIELD.search(form.text)
-    assert token, f"no csrfmiddlewaretoken in {path}"
-    return session.post(
-        url,
-        data={"csrfmiddlewaretoken": token.group(1), **fields},
-        headers={"Referer": url, "Origin": stack.origin},
-        allow_redirects=False,
-        timeout=15,
-    )
 
 
 @pytest.fixture(scope="module")
 def account(stack: Stack) -> tuple[str, str]:
-    username, password = unique("user"), secrets.token_urlsafe(16)
-    with stack.session() as session:
-        response = post_form(
-            session,
-            stack,
-            "/accounts/signup/",
-            {"username": username, "password1": password, "password2": password},
-        )
-    assert response.status_code == 302, (
-        f"sign-up answered {response.status_code}, expected a redirect: {response.text[:2000]}"
-    )
-    assert response.headers["X-Served-By"].startswith("wsgi/")
-    return username, password
-
-
-def logged_in_session(stack: Stack, username: str, password: str) -> requests.Session:
-    session = stack.session()
-    response = post_form(
-        session, stack, "/accounts/login/", {"username": username, "password": password}
-    )
-    assert response.status_code == 302, f"login answered {response.status_code}"
-    assert response.headers["X-Served-By"].startswith("wsgi/")
-    assert any("session" in cookie.name for cookie in session.cookies), session.cookies
-    return session
+    return sign_up(stack)
 
 
 def test_user_logged_in_over_http_chats_under_their_name_on_the_websocket(

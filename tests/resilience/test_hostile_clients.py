@@ -44,7 +44,7 @@ def answer_to(client: ChatClient, payload: str | bytes) -> dict:
     """Send one raw frame; return the first frame that is not presence or someone's message."""
     client.connection.send(payload)
     return client.wait_for(
-        lambda frame: frame["type"] not in ("presence", "message"),
+        lambda frame: frame["type"] not in ("presence", "presence_change", "message"),
         timeout=15,
         what="an answer",
     )

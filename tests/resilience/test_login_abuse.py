@@ -6,41 +6,23 @@ tried and what was refused."""
 
 from __future__ import annotations
 
-import re
-import secrets
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from helpers import Stack, unique
+from helpers import Stack, post_form, sign_up
 
 LOGIN_RATE = 60  # djchat_nginx_login_limit_per_minute
 LOGIN_BURST = 5  # djchat_nginx_login_limit_burst
 FAILURES = 5  # djchat_account_lockout_failures (the role's default)
 SPACING = 60 / LOGIN_RATE + 0.2  # seconds between POSTs that stay under the edge limit
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
 def refill() -> None:
     """Wait until the address's bucket holds its whole burst again (earlier tests' POSTs)."""
     time.sleep((LOGIN_BURST + 1) * 60 / LOGIN_RATE)
-
-
-def post_form(stack: Stack, path: str, fields: dict[str, str]) -> requests.Response:
-    """GET the form (CSRF cookie and token), wait, POST it as a browser does."""
-    with stack.session() as session:
-        form = session.get(stack.url(path), timeout=15)
-        token = CSRF_FIELD.search(form.text).group(1)
-        time.sleep(SPACING)
-        return session.post(
-            stack.url(path),
-            data={"csrfmiddlewaretoken": token, **fields},
-            headers={"Referer": stack.url(path), "Origin": stack.origin},
-            allow_redirects=False,
-            timeout=15,
-        )
 
 
 def answered(response: requests.Response) -> str:
@@ -50,25 +32,16 @@ def answered(response: requests.Response) -> str:
     return f"{by} {response.status_code}{locked}"
 
 
-def sign_up(stack: Stack) -> tuple[str, str]:
-    username, password = unique("abuse")[:30], secrets.token_urlsafe(16)
-    response = post_form(
-        stack,
-        "/accounts/signup/",
-        {"username": username, "password1": password, "password2": password},
-    )
-    assert response.status_code == 302, answered(response)
-    return username, password
-
-
 def log_in(stack: Stack, username: str, password: str) -> requests.Response:
-    return post_form(stack, "/accounts/login/", {"username": username, "password": password})
+    with stack.session() as session:
+        fields = {"username": username, "password": password}
+        return post_form(session, stack, "/accounts/login/", fields, pause=SPACING)
 
 
 def test_guessing_one_accounts_password_locks_it_and_no_other(stack: Stack):
     refill()
-    victim, victim_password = sign_up(stack)
-    bystander, bystander_password = sign_up(stack)
+    victim, victim_password = sign_up(stack, "abuse", pause=SPACING)
+    bystander, bystander_password = sign_up(stack, "abuse", pause=SPACING)
 
     guesses = [answered(log_in(stack, victim, f"guess {n}")) for n in range(FAILURES)]
     own_credentials = answered(log_in(stack, victim, victim_password))

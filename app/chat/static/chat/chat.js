@@ -98,6 +98,20 @@
     if (state.caughtUpTo === null || id > state.caughtUpTo) state.caughtUpTo = id;
   }
 
+  // The server's order: case-insensitive, then by code point.
+  function compareNicks(a, b) {
+    const [la, lb] = [a.toLowerCase(), b.toLowerCase()];
+    if (la !== lb) return la < lb ? -1 : 1;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+
+  function applyPresenceChange(online, change) {
+    const nicks = new Set(online);
+    change.joined.forEach((nick) => nicks.add(nick));
+    change.left.forEach((nick) => nicks.delete(nick));
+    return [...nicks].sort(compareNicks);
+  }
+
   function renderOnline(nicks) {
     state.onlineShown = nicks;
     const items = nicks.map((nick) => {
@@ -146,6 +160,9 @@
           break;
         case "presence":
           renderOnline(frame.online);
+          break;
+        case "presence_change":
+          renderOnline(applyPresenceChange(state.onlineShown, frame));
           break;
         case "pong":
           clearTimeout(state.timers.pong);
