@@ -151,7 +151,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(ErrorCode.RATE_LIMITED, refusal)
 
     async def post(self, text: str) -> None:
-        message = await post_message(self.room, self.nick, text, self.admission.author_id)
+        try:
+            message = await post_message(self.room, self.nick, text, self.admission.author_id)
+        except messages.RoomLimitReached:
+            await self.send_error(
+                ErrorCode.ROOM_LIMIT,
+                f"This chat holds at most {settings.CHAT_MAX_ROOMS} rooms, and this one would be "
+                "new; this message was not sent.",
+            )
+            return
         # Stored first, announced second: whoever the broadcast misses finds it in the database.
         await latest.record(self.room, message["id"])
         await self.channel_layer.group_send(

@@ -14,6 +14,7 @@ class ErrorCode(StrEnum):
     EMPTY = "empty"
     TOO_LONG = "too_long"
     RATE_LIMITED = "rate_limited"
+    ROOM_LIMIT = "room_limit"
     BINARY_NOT_SUPPORTED = "binary_not_supported"
 
 

@@ -40,6 +40,8 @@ INTEGERS: dict[str, Bound] = {
     "CHAT_HISTORY_SIZE": Bound(default=50, minimum=0, maximum=10000),
     "CHAT_RESUME_LIMIT": Bound(default=1000, minimum=1, maximum=100000),
     # Seconds; each connection sends a heartbeat every TTL/3.
+    # Rooms that may exist (a room's first message creates it).
+    "CHAT_MAX_ROOMS": Bound(default=10000, minimum=1, maximum=10000000),
     "CHAT_PRESENCE_TTL": Bound(default=30, minimum=2, maximum=_HOUR),
     "CHAT_ROOM_LIST_CACHE_SECONDS": Bound(default=2, minimum=0, maximum=_HOUR),
     # Failed logins of one account before it is locked, and for how long (django-axes).

@@ -193,6 +193,7 @@ CHAT_HISTORY_SIZE = env_bounded("CHAT_HISTORY_SIZE")
 CHAT_RESUME_LIMIT = env_bounded("CHAT_RESUME_LIMIT")
 CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)
 CHAT_PRESENCE_TTL = env_bounded("CHAT_PRESENCE_TTL")
+CHAT_MAX_ROOMS = env_bounded("CHAT_MAX_ROOMS")
 # Seconds the home page's "Recently active" list is served from the cache (0 = never cached).
 CHAT_ROOM_LIST_CACHE_SECONDS = env_bounded("CHAT_ROOM_LIST_CACHE_SECONDS")
 

@@ -255,6 +255,7 @@ def test_settings_defaults_are_safe_for_production():
         "CHAT_ACCOUNT_MAX_SOCKETS": 20,
         "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": 30,
         "CHAT_ALLOW_ANONYMOUS": True,
+        "CHAT_MAX_ROOMS": 10000,
         "CHAT_HISTORY_SIZE": 50,
         "CHAT_MAX_MESSAGE_LENGTH": 2000,
         "CHAT_PRESENCE_TTL": 30,
@@ -301,6 +302,7 @@ def test_settings_read_every_documented_variable(tmp_path):
         ACCOUNT_LOCKOUT_SECONDS="19",
         CHAT_ADDRESS_RATE_LIMIT_MESSAGES="20",
         CHAT_ACCOUNT_MAX_SOCKETS="21",
+        CHAT_MAX_ROOMS="22",
     )
 
     assert loaded["SECRET_KEY"] == "k" * 60
@@ -325,6 +327,7 @@ def test_settings_read_every_documented_variable(tmp_path):
         "CHAT_ACCOUNT_MAX_SOCKETS": 21,
         "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": 20,
         "CHAT_ALLOW_ANONYMOUS": False,
+        "CHAT_MAX_ROOMS": 22,
         "CHAT_HISTORY_SIZE": 14,
         "CHAT_MAX_MESSAGE_LENGTH": 11,
         "CHAT_PRESENCE_TTL": 16,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.models import Message
+from chat.models import Message, Room
 from chat.protocol import ErrorCode, ProtocolError, parse_client_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -182,3 +182,20 @@ def test_deeply_nested_json_within_the_length_limit_is_bad_json():
         parse_client_frame(frame, max_length=2000)
 
     assert refused.value.code == ErrorCode.BAD_JSON
+
+
+async def test_a_message_that_would_create_a_room_past_the_maximum_is_refused(chat, settings):
+    settings.CHAT_MAX_ROOMS = 2
+    first, second = await chat.join("bounded-1", "amy"), await chat.join("bounded-2", "amy")
+    await first.say("room one")
+    await second.say("room two")
+    third = await chat.join("bounded-3", "amy")
+
+    await third.send({"type": "message", "text": "room three"})
+    refused = await third.receive_type("error")
+    still_open = await first.say("room one again")
+
+    assert refused["code"] == "room_limit", refused
+    assert "at most 2 rooms" in refused["detail"]
+    assert await database_sync_to_async(Room.objects.filter(name="bounded-3").exists)() is False
+    assert still_open["id"] == 2

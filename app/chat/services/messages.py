@@ -6,6 +6,7 @@ send, so the two can never disagree. A message's "id" is its number within the r
 
 from datetime import UTC
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
@@ -25,13 +26,26 @@ def message_frame(message: Message, room_name: str) -> dict:
     }
 
 
+class RoomLimitReached(Exception):
+    """The message would create a room beyond CHAT_MAX_ROOMS; nothing was stored."""
+
+
 def post_message(room_name: str, nick: str, text: str, author_id: int | None = None) -> dict:
-    """Store a message and return its frame; the caller broadcasts it only after this commits."""
+    """Store a message and return its frame; the caller broadcasts it only after this commits.
+
+    A room's first message creates it, unless CHAT_MAX_ROOMS rooms exist: names cost nothing to
+    make up, rows do. (Two rooms created at the same instant may both pass the count; the bound
+    is approximate by that much, never unbounded.)
+    """
     with transaction.atomic():
         # The row lock serialises a room's writers (PostgreSQL; SQLite's IMMEDIATE transactions
         # serialise all writers anyway), so ids are handed out without gaps and in commit order:
         # a client that saw id N never later misses a smaller id committed after N.
-        room, _ = Room.objects.select_for_update().get_or_create(name=room_name)
+        room = Room.objects.select_for_update().filter(name=room_name).first()
+        if room is None:
+            if Room.objects.count() >= settings.CHAT_MAX_ROOMS:
+                raise RoomLimitReached(room_name)
+            room, _ = Room.objects.select_for_update().get_or_create(name=room_name)
         message = Message.objects.create(
             room=room, seq=room.last_message_id + 1, nick=nick, text=text, author_id=author_id
         )
