@@ -69,6 +69,31 @@ def test_redis_needs_its_password_and_takes_the_generated_one(stack: Stack, secr
     assert right.stdout.strip() == "PONG"
 
 
+REDIS_ADMIN_COMMANDS = (
+    "FLUSHALL", "FLUSHDB", "SHUTDOWN NOSAVE", "CONFIG GET maxmemory", "DEBUG SLEEP 0", "MONITOR",
+    "ACL SETUSER intruder on", "REPLICAOF 203.0.113.1 6379",
+)  # fmt: skip
+REDIS_APP_COMMANDS = ("EVAL 'return 1' 0", "CLIENT SETNAME probe")
+
+
+def test_the_password_does_not_give_redis_administration(stack: Stack):
+    """Whoever gets the password (it is in every app container) cannot wipe, stop, reconfigure
+    or watch Redis; the app's own commands (scripts, client names) still work."""
+    redis = stack.service("redis")
+    auth = "REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' /run/secrets/redis_auth)\" redis-cli"
+    answers = {}
+    for command in REDIS_ADMIN_COMMANDS + REDIS_APP_COMMANDS:
+        result = redis.exec("sh", "-c", f"{auth} {command}", check=False, timeout=15)
+        answers[command] = (result.stdout + result.stderr).strip().splitlines()[0][:60]
+    print(f"\nredis answers: {answers}")
+    for command, answer in answers.items():
+        if command in REDIS_APP_COMMANDS:
+            assert answer in ("1", "(integer) 1", "OK"), (command, answer)
+        else:
+            assert "unknown command" in answer, (command, answer)
+    assert redis.running
+
+
 def process_uids(container) -> list[tuple[int, str]]:
     rows = docker("top", container.name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
     return [(int(row.split(None, 2)[1]), row.split(None, 2)[2]) for row in rows]
