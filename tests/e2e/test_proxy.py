@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import random
 import re
+import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -33,9 +33,10 @@ answers = []
 for request in spec["requests"]:
     if spec["tls"]:
         context = ssl._create_unverified_context()
-        connection = http.client.HTTPSConnection(spec["host"], spec["port"], timeout=10, context=context)
+        connection = http.client.HTTPSConnection(spec["host"], spec["port"], context=context)
     else:
-        connection = http.client.HTTPConnection(spec["host"], spec["port"], timeout=10)
+        connection = http.client.HTTPConnection(spec["host"], spec["port"])
+    connection.timeout = 10
     connection.request(request["method"], request["path"], body=request.get("body"),
                        headers=request["headers"])
     response = connection.getresponse()
@@ -93,7 +94,8 @@ class Peer:
             "--entrypoint", "python", "--user", "10001", self.image,
             "-c", PEER_CLIENT, json.dumps(spec),
         )  # fmt: skip
-        return [Answer(a["status"], [tuple(h) for h in a["headers"]]) for a in json.loads(result.stdout)]
+        answers = json.loads(result.stdout)
+        return [Answer(a["status"], [tuple(h) for h in a["headers"]]) for a in answers]
 
     def get(self, path: str, **headers: str) -> Answer:
         return self.send({"path": path, "headers": headers})[0]
@@ -160,7 +162,7 @@ def logged_address(stack: Stack, path: str) -> str:
 
 def documentation_address() -> str:
     """A fresh client address (TEST-NET-3) no earlier run has counted against a limit."""
-    return f"203.0.113.{random.randint(1, 254)}"
+    return f"203.0.113.{secrets.randbelow(254) + 1}"
 
 
 # --- the client's address ------------------------------------------------------------------------
@@ -213,9 +215,10 @@ def test_the_login_limit_counts_each_client_of_a_balancer_apart(stack: Stack, pe
     burst = int(stack.expect.get("login_limit_burst", 5))
     if not int(stack.expect.get("login_limit_per_minute", 10)):
         pytest.skip("no login limit in this scenario")
-    flooder, bystander = (f"203.0.113.{n}" for n in random.sample(range(1, 255), 2))
+    flooder = documentation_address()
+    bystander = next(a for a in iter(documentation_address, None) if a != flooder)
     statuses = login_posts(peers["balancer"], [flooder] * (burst + 4) + [bystander])
-    assert 429 in statuses[:-1], f"one client's {burst + 4} login POSTs were never limited: {statuses}"
+    assert 429 in statuses[:-1], f"{burst + 4} login POSTs of one client never limited: {statuses}"
     assert statuses[-1] != 429, (
         f"another client behind the same balancer was refused with the flooder: {statuses}"
     )
@@ -245,7 +248,8 @@ def test_the_balancers_word_for_the_scheme_is_the_apps(stack: Stack, peers):
     answer = peers["balancer"].get("/accounts/login/", **{"X-Forwarded-Proto": "https"})
     assert answer.status == 200, answer
     cookies = answer.all("Set-Cookie")
-    assert cookies and all("; Secure" in cookie for cookie in cookies), cookies
+    assert cookies, answer
+    assert all("; Secure" in cookie for cookie in cookies), cookies
     if int(stack.expect.get("hsts_max_age", 0)) > 0:
         assert answer.header("Strict-Transport-Security") == (
             f"max-age={stack.expect['hsts_max_age']}; includeSubDomains"
@@ -308,9 +312,7 @@ def test_the_admin_refuses_a_stranger(stack: Stack, peers):
     assert peers["stranger"].get("/readyz").status == 403
 
 
-def test_the_admin_answers_an_allowed_address_directly_or_through_the_balancer(
-    stack: Stack, peers
-):
+def test_the_admin_answers_an_allowed_address_directly_or_through_the_balancer(stack: Stack, peers):
     if peers["operator"] is None:
         pytest.skip("E2E_EXPECT has no admin_allowed_addresses")
     forwarded = {"X-Forwarded-Proto": public_scheme(stack)}
