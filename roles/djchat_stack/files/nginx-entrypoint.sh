@@ -33,5 +33,25 @@ watch_upstreams() {
   done
 }
 
+# This host's own connections to the published ports (an SSH tunnel to the admin, the role's
+# checks) reach nginx from the gateway of its default route, whether docker-proxy or the NAT
+# rules carry them: nginx.conf lets that address reach /admin/ and /readyz like loopback. The
+# file always exists (empty when there is no default route), as nginx.conf includes it.
+this_host() {
+  local destination gateway
+  while read -r _ destination gateway _; do
+    if [[ $destination == 00000000 && $gateway != 00000000 ]]; then
+      # /proc/net/route writes the address as little-endian hex.
+      printf '%d.%d.%d.%d' "0x${gateway:6:2}" "0x${gateway:4:2}" "0x${gateway:2:2}" "0x${gateway:0:2}"
+      return
+    fi
+  done </proc/net/route
+}
+
+mkdir -p /tmp/djchat
+host_address=$(this_host)
+printf '%s\n' "${host_address:+$host_address 1;}" >/tmp/djchat/this-host.geo
+echo "djchat: this host's connections reach nginx from ${host_address:-nowhere (no default route)}" >&2
+
 watch_upstreams &
 exec nginx -c "$conf" -e stderr -g 'daemon off;'
