@@ -43,8 +43,14 @@ def launch(profile_dir: str, playwright) -> BrowserContext:
 
 
 def open_room(context: BrowserContext, base_url: str, room: str, nick: str) -> Page:
+    """Follow a link that suggests `nick`; the page only fills in the form, the visitor joins."""
     page = context.new_page()
     page.goto(f"{base_url.rstrip('/')}/r/{quote(room)}/?nick={quote(nick)}")
+    expect(page.locator("#nick-input"), describe(page)).to_have_value(nick)
+    expect(page.locator("#connection-state"), describe(page)).not_to_have_attribute(
+        "data-state", "online"
+    )
+    page.locator("#nick-input").press("Enter")
     return page
 
 
@@ -74,12 +80,21 @@ def exchange_message_in_two_pages(
     nicks = (f"amy-{suffix}", f"ben-{suffix}")
     payload = f"{MARKUP_PAYLOAD} {suffix}"
 
-    with tempfile.TemporaryDirectory(prefix="djchat-chromium-") as profile, sync_playwright() as p:
-        context = launch(profile, p)
-        context.set_default_timeout(timeout_ms)
+    # Two visitors: two browser profiles, so neither recalls the other's nick.
+    with (
+        tempfile.TemporaryDirectory(prefix="djchat-chromium-") as amy_profile,
+        tempfile.TemporaryDirectory(prefix="djchat-chromium-") as ben_profile,
+        sync_playwright() as p,
+    ):
+        contexts = [launch(amy_profile, p), launch(ben_profile, p)]
+        for context in contexts:
+            context.set_default_timeout(timeout_ms)
         pages: list[Page] = []
         try:
-            pages = [open_room(context, base_url, room, nick) for nick in nicks]
+            pages = [
+                open_room(context, base_url, room, nick)
+                for context, nick in zip(contexts, nicks, strict=True)
+            ]
             amy, ben = pages
 
             for page in pages:
@@ -108,4 +123,5 @@ def exchange_message_in_two_pages(
                     page.screenshot(path=str(Path(screenshot_dir) / f"{nick}.png"), full_page=True)
             raise
         finally:
-            context.close()
+            for context in contexts:
+                context.close()

@@ -186,6 +186,7 @@ async def test_logged_in_socket_chats_under_its_username_and_ignores_nick(
     echoed = await sock.say("signed message")
 
     assert echoed["nick"] == "Alice"
+    assert echoed["account"] is True
     stored = await database_sync_to_async(Message.objects.get)(room__name=room, seq=echoed["id"])
     assert stored.author_id == user.pk
 
@@ -218,3 +219,11 @@ async def test_a_tampered_session_cookie_is_treated_as_anonymous(chat, room, use
     sock = await chat.join(room, "visitor", cookie="sessionid=not-a-real-session")
 
     assert (await sock.say("hi"))["nick"] == "visitor"
+
+
+async def test_a_visitors_message_says_its_nick_is_no_account(chat, room):
+    sock = await chat.join(room, "visitor")
+
+    echoed = await sock.say("anonymous message")
+
+    assert echoed["account"] is False

@@ -11,7 +11,7 @@ from chat.protocol import ErrorCode, ProtocolError, parse_client_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MESSAGE_KEYS = {"type", "id", "room", "nick", "text", "ts"}
+MESSAGE_KEYS = {"type", "id", "room", "nick", "account", "text", "ts"}
 
 
 async def test_first_frame_is_history_naming_room_and_serving_host(chat, room):

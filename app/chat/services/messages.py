@@ -21,6 +21,8 @@ def message_frame(message: Message, room_name: str) -> dict:
         "id": message.seq,
         "room": room_name,
         "nick": message.nick,
+        # Whether the nick is an account's (logged in) or a visitor's own choice.
+        "account": message.author_id is not None,
         "text": message.text,
         "ts": timestamp.replace("+00:00", "Z"),
     }

@@ -72,7 +72,8 @@
     time.title = message.ts;
     time.textContent = formatTime(message.ts);
     const nick = document.createElement("span");
-    nick.className = "nick";
+    nick.className = message.account ? "nick account" : "nick";
+    nick.title = message.account ? "signed in with this account" : "a visitor's chosen nick";
     nick.textContent = message.nick;
     const text = document.createElement("span");
     text.className = "text";
@@ -345,13 +346,14 @@
       connect();
       return;
     }
-    const fromUrl = new URLSearchParams(location.search).get("nick");
-    const candidate = (fromUrl ?? recalled() ?? "").trim();
-    if (acceptableNick(candidate)) {
-      join(candidate);
-    } else {
-      askForNick("", candidate);
+    const remembered = (recalled() ?? "").trim();
+    if (acceptableNick(remembered)) {
+      join(remembered); // the nick this visitor chose here before
+      return;
     }
+    // A link's ?nick= only fills in the form: whoever made the link does not choose the name a
+    // visitor speaks under, the visitor confirms it.
+    askForNick("", (new URLSearchParams(location.search).get("nick") ?? "").trim());
   }
 
   start();
