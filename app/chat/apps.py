@@ -7,4 +7,6 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the project's system checks (the secret key requirement).
+        # Connects the receivers that keep chat.models.AccountNick up to date.
+        import chat.signals  # noqa: F401
         import djchat.checks  # noqa: F401

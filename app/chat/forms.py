@@ -4,7 +4,14 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import RegexValidator
 
-from chat.validation import NICK_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN
+from chat.models import AccountNick
+from chat.validation import (
+    NICK_MAX_LENGTH,
+    ROOM_NAME_MAX_LENGTH,
+    ROOM_NAME_PATTERN,
+    mixes_scripts,
+    scripts_of,
+)
 
 
 class RoomNameField(forms.CharField):
@@ -49,3 +56,20 @@ class SignUpForm(UserCreationForm):
             f"At most {NICK_MAX_LENGTH} characters: letters, digits and @ . + - _ only. "
             "It is the name you chat under."
         )
+
+    def clean_username(self):
+        username = super().clean_username()  # None when taken in another case (error added)
+        if not username:
+            return username
+        if mixes_scripts(username):
+            raise forms.ValidationError(
+                "Use the letters of one alphabet (this name mixes %(scripts)s): mixed letters "
+                "are how one name is made to look like another.",
+                code="mixed_scripts",
+                params={"scripts": ", ".join(sorted(scripts_of(username))).lower()},
+            )
+        if AccountNick.taken(username):
+            raise forms.ValidationError(
+                "This username looks like one that is taken.", code="look_alike"
+            )
+        return username

@@ -13,7 +13,13 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat.services import messages
-from chat.validation import clean_nick, is_valid_room_name, parse_message_id
+from chat.validation import (
+    clean_nick,
+    is_valid_room_name,
+    mixes_scripts,
+    parse_message_id,
+    scripts_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +73,10 @@ async def admit(scope) -> Admission:
     nick = clean_nick(params.get("nick", [None])[-1])
     if nick is None:
         raise Refused("missing or invalid nick (1-32 printable characters)")
+    if mixes_scripts(nick):
+        raise Refused(f"nick {nick!r} mixes scripts ({', '.join(sorted(scripts_of(nick)))})")
     if await nick_belongs_to_user(nick):
-        raise Refused(f"nick {nick!r} is a registered username")
+        raise Refused(f"nick {nick!r} is, or looks like, a registered username")
     return Admission(room=room, nick=nick, since=since, author_id=None)
 
 

@@ -3,7 +3,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from chat.validation import NICK_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN
+from chat.validation import NICK_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, ROOM_NAME_PATTERN, nick_key
 
 
 class Room(models.Model):
@@ -57,3 +57,32 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.room_id}#{self.seq} <{self.nick}> {self.text[:40]}"
+
+
+class AccountNick(models.Model):
+    """How an account's username looks (chat.validation.nick_key), kept beside the account so that
+    a visitor's nick or a new username that merely looks the same is found with one query.
+
+    Written whenever a user is saved (chat.signals). Not unique: accounts made before it existed
+    may already look alike; new ones cannot (chat.forms.SignUpForm).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        related_name="nick_look",
+        on_delete=models.CASCADE,
+    )
+    key = models.CharField(max_length=255, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+    @classmethod
+    def record(cls, user) -> None:
+        cls.objects.update_or_create(user=user, defaults={"key": nick_key(user.get_username())})
+
+    @classmethod
+    def taken(cls, nick: str, except_user_id: int | None = None) -> bool:
+        """Whether some account's username looks like `nick`."""
+        return cls.objects.filter(key=nick_key(nick)).exclude(user_id=except_user_id).exists()

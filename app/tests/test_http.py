@@ -335,6 +335,35 @@ def test_signup_refuses_a_username_longer_than_a_nick(django_user_model):
 
 
 @pytest.mark.parametrize(
+    ("username", "why"),
+    [
+        ("\u00e9lodie", "looks like one that is taken"),  # Élodie exists
+        ("\u00c9LODIE", "already exists"),
+        ("\u0415lodie", "mixes"),  # a Cyrillic capital E
+    ],
+    ids=["accent", "case", "cyrillic-e"],
+)
+def test_signup_refuses_a_username_that_looks_like_anothers(django_user_model, username, why):
+    django_user_model.objects.create_user("\u00c9lodie", password="a long passphrase 981")
+    browser = csrf_client()
+    token = csrf_token(browser, "/accounts/signup/")
+
+    response = browser.post(
+        "/accounts/signup/",
+        {
+            "username": username,
+            "password1": "a long passphrase 981",
+            "password2": "a long passphrase 981",
+            "csrfmiddlewaretoken": token,
+        },
+    )
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
+    assert django_user_model.objects.count() == 1
+
+
+@pytest.mark.parametrize(
     ("password", "why"),
     [
         ("a", "too short"),

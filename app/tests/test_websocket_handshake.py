@@ -178,6 +178,43 @@ async def test_anonymous_nick_equal_to_a_username_is_refused(chat, room, user, n
     assert not sock.accepted
 
 
+LOOK_ALIKES = {
+    "fullwidth": "\uff41\uff4c\uff49\uff43\uff45",  # alice in fullwidth letters
+    "accented": "Al\u00efce",  # Alice with a diaeresis on the i
+    "combining-accent": "Alice\u0301",
+    "cyrillic-a": "\u0410lice",  # Alice with a Cyrillic capital A
+}
+
+
+@pytest.mark.parametrize("nick", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+async def test_anonymous_nick_that_looks_like_a_username_is_refused(chat, room, user, nick):
+    sock = await chat.open(room, nick)
+
+    assert not sock.accepted
+
+
+@pytest.mark.parametrize(
+    "nick",
+    ["b\u043eb", "\u0440ay\u0440al"],  # bob with a Cyrillic o, paypal with Cyrillic p
+    ids=["cyrillic-o", "cyrillic-p"],
+)
+async def test_anonymous_nick_mixing_alphabets_is_refused(chat, room, nick):
+    sock = await chat.open(room, nick)
+
+    assert not sock.accepted
+
+
+@pytest.mark.parametrize(
+    "nick",
+    ["\u00c9lodie", "\u0411\u043e\u0440\u0438\u0441", "\u5c71\u7530\u305f\u308d\u3046", "amy-2"],
+    ids=["latin-accents", "cyrillic", "kanji-and-kana", "digits-and-hyphen"],
+)
+async def test_nicks_in_one_alphabet_are_welcome(chat, room, nick):
+    sock = await chat.join(room, nick)
+
+    assert sock.history["type"] == "history"
+
+
 async def test_logged_in_socket_chats_under_its_username_and_ignores_nick(
     chat, room, user, session_cookie
 ):

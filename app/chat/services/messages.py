@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 
-from chat.models import Message, Room
+from chat.models import AccountNick, Message, Room
 
 
 def message_frame(message: Message, room_name: str) -> dict:
@@ -80,8 +80,11 @@ def latest_message_id(room_name: str) -> int:
 
 
 def nick_belongs_to_user(nick: str) -> bool:
-    """Whether an anonymous nick would impersonate an account (compared case-insensitively)."""
-    return get_user_model().objects.filter(username__iexact=nick).exists()
+    """Whether an anonymous nick would pass for an account: the same username in another case,
+    or one that merely looks the same (chat.validation.nick_key)."""
+    return (
+        AccountNick.taken(nick) or get_user_model().objects.filter(username__iexact=nick).exists()
+    )
 
 
 def active_rooms(limit: int = 20) -> list[Room]:
