@@ -179,7 +179,7 @@ def test_the_wheelhouse_download_refuses_pins_without_hashes(tmp_path):
         tmp_path, sample_lock(unhashed=True), djchat_wheelhouse_enabled=True, download_wheels=True
     )
     assert result.returncode != 0
-    (stderr,) = result.failure_stderr
+    stderr = result.failed_results[0]["stderr"]
     assert "Hashes are required in --require-hashes mode" in stderr, stderr
     assert "sqlparse==" in stderr, stderr  # the first pin: pip stops there
     assert not (build / "wheels").exists()
@@ -193,7 +193,7 @@ def test_the_wheelhouse_download_refuses_a_file_whose_hash_is_not_in_the_lock(tm
         download_wheels=True,
     )
     assert result.returncode != 0
-    (stderr,) = result.failure_stderr
+    stderr = result.failed_results[0]["stderr"]
     assert "DO NOT MATCH THE HASHES" in stderr, stderr
     assert "sqlparse" in stderr, stderr
     assert not (build / "wheels").exists()
