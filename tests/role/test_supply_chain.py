@@ -3,17 +3,22 @@ lock (and of the controller's) carries the sha256 of its files; the wheelhouse t
 downloads keeps only files with one of those hashes (tasks/wheelhouse.yml, the role's own tasks
 here); the image build installs with --require-hashes, so a wheel changed after the download, or a
 pin without a hash, stops the build (a real `docker build` of the rendered Dockerfile's install
-step, offline, on the local python base image)."""
+step, offline, on the local python base image). Base images from a registry can be pinned by
+digest (name:tag@sha256:...): validation accepts that form and no other, the Dockerfile builds
+from the pinned reference (so the app's content tag, a digest of the Dockerfile, changes with it),
+and the role looks the image up and pulls it as name@sha256:..., how the engine records it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import socket
 import subprocess
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -94,24 +99,25 @@ def run(tmp: Path, lock: str, **variables: object):
     return result, project / "build"
 
 
-def docker_build(context: Path) -> subprocess.CompletedProcess[str]:
+def docker_build(context: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """`docker build` of `context` without a network; when it succeeded and `command` is given,
+    the result of `command` in a container of the image instead."""
     tag = f"djchat-supplytest/hashes:{uuid.uuid4().hex[:12]}"
     try:
-        return subprocess.run(
-            [
-                "docker",
-                "build",
-                "--network",
-                "none",
-                "--progress",
-                "plain",
-                "-t",
-                tag,
-                str(context),
-            ],
+        built = subprocess.run(
+            ["docker", "build", "--network", "none", "--progress", "plain", "-t", tag, context],
             capture_output=True,
             text=True,
             timeout=240,
+            check=False,
+        )
+        if built.returncode != 0 or not command:
+            return built
+        return subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", tag, *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=False,
         )
     finally:
@@ -127,10 +133,7 @@ def install_context(tmp: Path, dockerfile: str, lock: str, wheels: Path) -> Path
     shutil.copytree(wheels, context / "wheels")
     install_step = dockerfile.split("\nCOPY app/ /app/\n")[0]
     assert "pip install" in install_step, dockerfile
-    (context / "Dockerfile").write_text(
-        install_step
-        + "\nRUN /opt/venv/bin/python -c 'import sqlparse, asgiref; print(sqlparse.__file__)'\n"
-    )
+    (context / "Dockerfile").write_text(install_step + "\n")
     return context
 
 
@@ -201,11 +204,15 @@ def test_the_wheelhouse_download_refuses_a_file_whose_hash_is_not_in_the_lock(tm
 
 def test_the_offline_image_build_installs_the_locked_wheels(tmp_path, wheelhouse):
     dockerfile = (wheelhouse.parent.parent / "render" / "Dockerfile").read_text()
-    built = docker_build(
-        install_context(tmp_path, dockerfile, sample_lock(), wheelhouse / "wheels")
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    assert "/opt/venv/lib/python3.11/site-packages/sqlparse/__init__.py" in built.stderr
+    context = install_context(tmp_path, dockerfile, sample_lock(), wheelhouse / "wheels")
+    imports = "import asgiref, sqlparse; print(sqlparse.__file__, asgiref.__version__)"
+    ran = docker_build(context, "/opt/venv/bin/python", "-c", imports)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    version = lock_entries(sample_lock())["asgiref"].split("==")[1].split()[0]
+    assert ran.stdout.split() == [
+        "/opt/venv/lib/python3.11/site-packages/sqlparse/__init__.py",
+        version,
+    ]
 
 
 def test_a_wheel_changed_after_the_download_stops_the_image_build(tmp_path, wheelhouse):
@@ -238,3 +245,64 @@ def test_pins_without_hashes_stop_the_image_build(tmp_path, wheelhouse):
 
     assert built.returncode != 0, built.stderr[-3000:]
     assert "Hashes are required in --require-hashes mode" in built.stderr, built.stderr[-3000:]
+
+
+DIGEST = "sha256:" + hashlib.sha256(b"an image manifest").hexdigest()
+# reference -> the name it is looked up and pulled by
+ACCEPTED_REFERENCES = {
+    "djchat-local/python:bookworm": "djchat-local/python:bookworm",
+    f"python:3.11-slim-bookworm@{DIGEST}": f"python@{DIGEST}",
+    f"python@{DIGEST}": f"python@{DIGEST}",
+    f"registry.example.com:5000/team/python:3.11@{DIGEST}": (
+        f"registry.example.com:5000/team/python@{DIGEST}"
+    ),
+}
+REJECTED_REFERENCES = [
+    "python:3.11@sha256:abc123",  # a digest is 64 hex digits
+    f"python:3.11@{DIGEST.upper()}",
+    "python:3.11@md5:" + "0" * 32,
+    f"python:3.11@{DIGEST}@{DIGEST}",
+    "python:3.11@",
+    f"Python:3.11@{DIGEST}",
+]
+
+
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory) -> dict[str, tuple]:
+    """One validation and render per reference, as djchat_python_image (four at a time)."""
+
+    def one(index_and_reference):
+        index, reference = index_and_reference
+        tmp = tmp_path_factory.mktemp(f"reference{index}")
+        result, _ = run(tmp, sample_lock(), djchat_python_image=reference)
+        return reference, (result, tmp / "render")
+
+    references = [*ACCEPTED_REFERENCES, *REJECTED_REFERENCES]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(one, enumerate(references)))
+
+
+@pytest.mark.parametrize("reference", list(ACCEPTED_REFERENCES))
+def test_a_base_image_pinned_by_digest_is_built_from_and_pulled_by_its_digest(
+    reference_runs, reference
+):
+    result, render = reference_runs[reference]
+    assert result.returncode == 0, result.failure_messages or result.output
+    froms = re.findall(r"^FROM (\S+)", (render / "Dockerfile").read_text(), re.MULTILINE)
+    assert froms == [reference, reference]
+    names = json.loads((render / "base_image_names.json").read_text())
+    assert names[0] == ACCEPTED_REFERENCES[reference]
+
+
+@pytest.mark.parametrize("reference", REJECTED_REFERENCES)
+def test_validation_refuses_a_malformed_image_reference_naming_the_variables(
+    reference_runs, reference
+):
+    result, render = reference_runs[reference]
+    assert result.returncode != 0
+    assert any(
+        "djchat_python_image, djchat_nginx_image and djchat_redis_image must be image references"
+        in message
+        for message in result.failure_messages
+    ), result.failure_messages or result.output
+    assert not (render / "Dockerfile").exists()
