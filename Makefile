@@ -83,11 +83,15 @@ test: lint test-app test-role test-molecule  ## Everything CI runs
 bench: base-images  ## Benchmarks: seed vs defaults vs max profiles (bench/results/)
 	$(BIN)/python bench/run.py
 
-lock:  ## Re-resolve app/requirements.lock from app/requirements.in (as its header says)
-	cd app && $(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.in
+# Both locks carry the sha256 of every file of each pinned release (--generate-hashes): pip then
+# installs nothing whose hash is not in the lock. Existing pins are kept (no --upgrade): to move a
+# package, edit its pin or run pip-compile with --upgrade-package NAME. pip and setuptools stay
+# unpinned in requirements-dev.txt (its WARNING): the venv's own satisfy them.
+lock:  ## Re-resolve app/requirements.lock from app/requirements.in (as its header says), with hashes
+	cd app && $(BIN)/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.in
 
-lock-dev:  ## Re-resolve requirements-dev.txt from requirements-dev.in
-	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in
+lock-dev:  ## Re-resolve requirements-dev.txt from requirements-dev.in, with hashes
+	CUSTOM_COMPILE_COMMAND="make lock-dev" $(BIN)/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in
 
 clean:  ## Remove the virtualenv and caches (not the stack)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

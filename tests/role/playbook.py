@@ -19,6 +19,7 @@ class PlaybookRun:
     returncode: int
     tasks_run: list[str]
     failure_messages: list[str]
+    failed_results: list[dict]  # each failed result (a loop's failed items): cmd, stderr, ...
     output: str  # the end of stdout and stderr, for failure messages
 
 
@@ -27,6 +28,12 @@ def failures_of(task: dict, host: str) -> list[str]:
     result = task["hosts"].get(host, {})
     items = result.get("results") or [result]
     return [str(item.get("msg", "")) for item in items if item.get("failed")]
+
+
+def failed_results_of(task: dict, host: str) -> list[dict]:
+    result = task["hosts"].get(host, {})
+    items = result.get("results") or [result]
+    return [item for item in items if item.get("failed")]
 
 
 def run_playbook(
@@ -67,5 +74,6 @@ def run_playbook(
         returncode=result.returncode,
         tasks_run=[task["task"]["name"] for task in tasks],
         failure_messages=[message for task in tasks for message in failures_of(task, host)],
+        failed_results=[item for task in tasks for item in failed_results_of(task, host)],
         output=result.stdout[-4000:] + result.stderr[-2000:],
     )
