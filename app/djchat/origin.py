@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.http import is_same_domain
 
 from chat.handshake import refuse
@@ -52,21 +53,22 @@ def own_origin(headers: dict[bytes, bytes], scope) -> str | None:
     return f"{'https' if is_secure(headers, scope) else 'http'}://{host}"
 
 
+def _no_response(request):  # the middleware is only asked for its trusted origins
+    raise NotImplementedError
+
+
 def is_trusted(origin: str) -> bool:
-    """One of CSRF_TRUSTED_ORIGINS, wildcard subdomains ("https://*.example.com") included."""
+    """One of CSRF_TRUSTED_ORIGINS, wildcard subdomains ("https://*.example.com") included: the
+    sets Django's CsrfViewMiddleware matches a form's Origin against, matched the same way."""
+    # A new one each time: its sets are read from the settings on first use (tests change them).
+    csrf = CsrfViewMiddleware(get_response=_no_response)
+    if origin in csrf.allowed_origins_exact:
+        return True
     parts = urlsplit(origin)
-    for trusted in settings.CSRF_TRUSTED_ORIGINS:
-        trusted = trusted.lower()
-        if origin == trusted:
-            return True
-        pattern = urlsplit(trusted)
-        if (
-            "*" in pattern.netloc
-            and parts.scheme == pattern.scheme
-            and is_same_domain(parts.netloc, pattern.netloc.replace("*", "", 1))
-        ):
-            return True
-    return False
+    return any(
+        is_same_domain(parts.netloc, pattern)
+        for pattern in csrf.allowed_origin_subdomains.get(parts.scheme, ())
+    )
 
 
 def refusal_reason(scope) -> str | None:
