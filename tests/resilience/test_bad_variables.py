@@ -35,14 +35,15 @@ DIR_PREFIX = f"/srv/{PROJECT}-"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 # The only tasks that may run before the failure: fact gathering and validation.
+ROLE = "djchat.stack.djchat_stack"  # the role's name in task results (its collection's FQCN)
 VALIDATION_TASKS = {
     "Gathering Facts",
-    "djchat_stack : Validating arguments against arg spec 'main' - Build djchat on a Docker "
+    f"{ROLE} : Validating arguments against arg spec 'main' - Build djchat on a Docker "
     "host and run redis, wsgi, asgi and nginx with Compose",
-    "djchat_stack : Check value ranges and cross-field rules",
-    "djchat_stack : Look for this project's nginx container",
-    "djchat_stack : Probe the published ports",
-    "djchat_stack : Check that nothing but this stack's nginx listens on the published ports",
+    f"{ROLE} : Check value ranges and cross-field rules",
+    f"{ROLE} : Look for this project's nginx container",
+    f"{ROLE} : Probe the published ports",
+    f"{ROLE} : Check that nothing but this stack's nginx listens on the published ports",
 }
 
 

@@ -143,7 +143,7 @@ def test_a_mirror_not_signed_by_debians_archive_key_stops_the_bootstrap(tmp_path
         server.server_close()
 
     assert result.returncode != 0, result.output
-    assert result.tasks_run[-1] == "djchat_stack : Remove the rootfs", result.tasks_run
+    assert result.tasks_run[-1] == "djchat.stack.djchat_stack : Remove the rootfs", result.tasks_run
     (failed,) = result.failed_results
     assert f"--keyring={KEYRING}" in failed["cmd"], failed["cmd"]
     said = failed["stdout"] + failed["stderr"]  # debootstrap writes its errors on stdout
