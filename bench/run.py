@@ -40,7 +40,6 @@ import yaml
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(BENCH))
 import httpload
 import report
 import stackinfo

@@ -1,6 +1,6 @@
 """Fixtures of the resilience suite. It runs against a deployed stack described by the same
 E2E_* variables as tests/e2e (see tests/e2e/conftest.py) and shares that suite's helpers module
-(the Stack, the WebSocket ChatClient, wait_until): tests/e2e is put on sys.path here.
+(the Stack, the WebSocket ChatClient, wait_until), found through pytest.ini's pythonpath.
 
   E2E_DISRUPTIVE=1                      allow the tests that kill, restart or redeploy services
   DJCHAT_RESILIENCE_ENGINE_RESTART=1    also restart the Docker engine itself (CI only: every
@@ -10,12 +10,8 @@ E2E_* variables as tests/e2e (see tests/e2e/conftest.py) and shares that suite's
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from helpers import Stack, unique
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +13,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = REPO_ROOT / "app"
 BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 now (for the stacks and renders of one test)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook import APP_DIR, REPO_ROOT, PlaybookRun, run_playbook
+from playbook import APP_DIR, REPO_ROOT, PlaybookRun, free_port, run_playbook
 
 APP_BOUNDS = REPO_ROOT / "roles/djchat_stack/vars/main/app_bounds.yml"
 BOUNDS: dict[str, dict] = yaml.safe_load(APP_BOUNDS.read_text())["_djchat_app_bounds"]
@@ -71,12 +70,6 @@ print(json.dumps({
 AUTO_WORKERS_PROBE = (
     "from djchat.cpus import auto_workers, usable_cpus; print(auto_workers(usable_cpus()))"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run_profile(name: str, render_dir: Path) -> PlaybookRun:

@@ -4,22 +4,26 @@ from a directory outside the repository, with nothing of the checkout on any sea
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from playbook import BIN, REPO_ROOT
+from playbook import BIN, REPO_ROOT, free_port
 
 GALAXY = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 
 
-def run(*command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(
+    *command: str, cwd: Path, env: dict[str, str], timeout: int = 240
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=False
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -105,3 +109,50 @@ def test_the_installed_role_validates_with_its_own_plugins(outside):
     assert "djchat_trusted_proxies" in stopped.stdout, stopped.stdout[-3000:]
     assert "10.0.0.1/8" in stopped.stdout
     assert "No filter named" not in stopped.stdout + stopped.stderr
+
+
+@pytest.mark.timeout(1200)
+def test_the_installed_collection_deploys_from_outside_the_checkout(outside):
+    """`ansible-playbook djchat.stack.site` with the inventory the collection ships (this machine,
+    the local base images, the offline wheelhouse) on a port of its own: the app the collection
+    carries is built and served through nginx, and the controller's cache lands in
+    $XDG_CACHE_HOME, not in the collection. Torn down (purged) afterwards."""
+    root, env = outside
+    installed = root / "collections/ansible_collections/djchat/stack"
+    env = {**env, "XDG_CACHE_HOME": str(root / "xdg-cache")}
+    port = free_port()
+    stack = [
+        "-i", str(installed / "inventory/local"),
+        "-e", "djchat_compose_project=djchat-installed",
+        "-e", "djchat_project_dir=/srv/djchat-installed",
+        "-e", "djchat_app_image_name=djchat-installed/app",
+        "-e", f"djchat_http_port={port}",
+        "-e", "djchat_docker_install=false",  # the engine the suite runs on is not re-provisioned
+    ]  # fmt: skip
+    try:
+        deployed = run(
+            str(BIN / "ansible-playbook"), f"{FQCN}.site", *stack, cwd=root, env=env, timeout=1100
+        )
+        assert deployed.returncode == 0, deployed.stdout[-4000:] + deployed.stderr[-2000:]
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as home:
+            page = home.read().decode()
+        stylesheet = re.search(r'href="(/static/chat/chat\.[0-9a-f]+\.css)"', page)
+        assert home.status == 200
+        assert stylesheet, page[:2000]
+        # The hashed name the app's manifest gives, served by nginx from the image built of the
+        # app the collection ships.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{stylesheet[1]}", timeout=10) as css:
+            assert css.status == 200
+            assert b"{" in css.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
+            assert ready.status == 200
+        assert (root / "xdg-cache/djchat-stack/source/djchat-installed-app.tar").is_file()
+        assert list((root / "xdg-cache/djchat-stack/wheelhouse").glob("py*"))
+        assert not (installed / ".cache").exists()
+    finally:
+        torn = run(
+            str(BIN / "ansible-playbook"), f"{FQCN}.teardown", *stack,
+            "-e", "djchat_teardown_purge=true", cwd=root, env=env, timeout=600,
+        )  # fmt: skip
+        assert torn.returncode == 0, torn.stdout[-3000:] + torn.stderr[-1000:]

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook import REPO_ROOT, PlaybookRun, run_playbook
-from test_app_bounds import free_port
+from playbook import REPO_ROOT, PlaybookRun, free_port, run_playbook
 
 RENDER = Path(__file__).resolve().parent / "render.yml"
 LOCAL_GROUP_VARS = REPO_ROOT / "inventory/local/group_vars/djchat/main.yml"

@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 import uuid
 import zipfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook import APP_DIR, REPO_ROOT, run_playbook
+from playbook import APP_DIR, REPO_ROOT, free_port, run_playbook
 
 PLAYBOOK = Path(__file__).resolve().parent / "supply_chain.yml"
 PYTHON_IMAGE = "djchat-local/python:bookworm"  # playbooks/base_images.yml (make base-images)
@@ -67,12 +66,6 @@ def sample_lock(*, unhashed: bool = False, wrong_hash: str = "") -> str:
             entry = f"{entry.splitlines()[0]}\n    --hash=sha256:{other}"
         lines.append(entry)
     return "\n".join(lines) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run(tmp: Path, lock: str, **variables: object):
