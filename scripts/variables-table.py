@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Keep the README's variable table in step with the role's argument specs.
+"""Keep the README's variable tables in step with the roles' argument specs.
 
-meta/argument_specs.yml is the one description of the role's interface (ansible-core validates
-it on every run); this renders it as the markdown table between the README's markers. The ranges
+Each role's meta/argument_specs.yml is the one description of its interface (ansible-core
+validates it on every run); this renders its main entry point as the markdown table between the
+README's markers for that role. The ranges
 of the integers the app reads come from vars/main/app_bounds.yml (scripts/app-bounds.py), the
 app's own, and are added to those variables' descriptions.
 
@@ -20,11 +21,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "roles/djchat_stack/meta/argument_specs.yml"
+ROLES = ("djchat_stack", "docker_engine", "base_images")
 APP_BOUNDS = ROOT / "roles/djchat_stack/vars/main/app_bounds.yml"
 README = ROOT / "README.md"
-BEGIN = "<!-- BEGIN VARIABLES (scripts/variables-table.py) -->"
 END = "<!-- END VARIABLES -->"
+
+
+def begin(role: str) -> str:
+    return f"<!-- BEGIN VARIABLES {role} (scripts/variables-table.py) -->"
 
 
 def cell(text: str) -> str:
@@ -57,8 +61,9 @@ def description_of(name: str, spec: dict, app_bounds: dict) -> str:
     return description
 
 
-def table() -> str:
-    options = yaml.safe_load(SPECS.read_text())["argument_specs"]["main"]["options"]
+def table(role: str) -> str:
+    specs = ROOT / "roles" / role / "meta/argument_specs.yml"
+    options = yaml.safe_load(specs.read_text())["argument_specs"]["main"]["options"]
     app_bounds = yaml.safe_load(APP_BOUNDS.read_text())["_djchat_app_bounds"]
     rows = ["| variable | type | default | description |", "|---|---|---|---|"]
     for name, spec in options.items():
@@ -77,18 +82,20 @@ def main() -> int:
     args = parser.parse_args()
 
     readme = README.read_text()
-    try:
-        head, rest = readme.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-    except ValueError:
-        print(f"README.md lacks the markers {BEGIN!r} ... {END!r}", file=sys.stderr)
-        return 1
-    updated = f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+    updated = readme
+    for role in ROLES:
+        try:
+            head, rest = updated.split(begin(role), 1)
+            _, tail = rest.split(END, 1)
+        except ValueError:
+            print(f"README.md lacks the markers {begin(role)!r} ... {END!r}", file=sys.stderr)
+            return 1
+        updated = f"{head}{begin(role)}\n{table(role)}\n{END}{tail}"
     if updated == readme:
         return 0
     if args.check:
         print(
-            "README.md's variable table is out of date: run `python scripts/variables-table.py`",
+            "README.md's variable tables are out of date: run `python scripts/variables-table.py`",
             file=sys.stderr,
         )
         return 1

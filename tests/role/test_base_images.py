@@ -133,7 +133,7 @@ def test_a_mirror_not_signed_by_debians_archive_key_stops_the_bootstrap(tmp_path
             REPO_ROOT / "playbooks/base_images.yml",
             {
                 "djchat_base_images_prefix": prefix,
-                "djchat_project_dir": str(project),
+                "djchat_base_images_build_dir": str(project),
                 "djchat_debian_mirror": f"http://127.0.0.1:{server.server_port}/debian",
             },
             inventory=str(inventory),
@@ -143,10 +143,10 @@ def test_a_mirror_not_signed_by_debians_archive_key_stops_the_bootstrap(tmp_path
         server.server_close()
 
     assert result.returncode != 0, result.output
-    assert result.tasks_run[-1] == "djchat.stack.djchat_stack : Remove the rootfs", result.tasks_run
+    assert result.tasks_run[-1] == "djchat.stack.base_images : Remove the rootfs", result.tasks_run
     (failed,) = result.failed_results
     assert f"--keyring={KEYRING}" in failed["cmd"], failed["cmd"]
     said = failed["stdout"] + failed["stderr"]  # debootstrap writes its errors on stdout
     assert "E: Release signed by unknown key" in said, said
-    assert not (project / "base-images" / "rootfs").exists()
+    assert not (project / "rootfs").exists()
     assert docker("image", "ls", "--quiet", f"{prefix}/*").stdout == ""

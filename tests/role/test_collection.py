@@ -69,14 +69,29 @@ def test_the_tarball_ships_the_app_and_not_the_checkouts_tools(tarball):
     assert not any(name.startswith("app/tests") for name in names)
 
 
-def test_ansible_doc_lists_the_role_with_its_entry_points_and_the_module(outside):
+@pytest.mark.parametrize(
+    ("role", "option"),
+    [
+        ("docker_engine", "djchat_docker_source"),
+        ("base_images", "djchat_base_images_prefix"),
+        ("djchat_stack", "djchat_asgi_replicas"),
+    ],
+)
+def test_ansible_doc_lists_each_role_with_its_argument_specs(outside, role, option):
     root, env = outside
-    role = run(str(BIN / "ansible-doc"), "-t", "role", f"{FQCN}.djchat_stack", cwd=root, env=env)
+    shown = run(str(BIN / "ansible-doc"), "-t", "role", f"{FQCN}.{role}", cwd=root, env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout.replace("\x1b[1m", "").replace("\x1b[0m", "")
+    assert "ENTRY POINT: main" in text
+    assert option in text
+    assert str(root / "collections") in text  # the installed copy, not the checkout
+
+
+def test_ansible_doc_shows_the_module(outside):
+    root, env = outside
     module = run(str(BIN / "ansible-doc"), f"{FQCN}.djchat_secret_file", cwd=root, env=env)
 
-    assert role.returncode == 0, role.stderr
-    assert "ENTRY POINT: main" in role.stdout.replace("\x1b[1m", "").replace("\x1b[0m", "")
-    assert str(root / "collections") in role.stdout  # the installed copy, not the checkout
     assert module.returncode == 0, module.stderr
 
 
