@@ -115,7 +115,8 @@ def test_the_installed_role_validates_with_its_own_plugins(outside):
         f"      ansible_python_interpreter: {BIN / 'python'}\n"
     )
     stopped = run(
-        str(BIN / "ansible-playbook"), f"{FQCN}.site", "-i", str(inventory), "--tags", "validate",
+        str(BIN / "ansible-playbook"), f"{FQCN}.site", "-i", str(inventory),
+        "--tags", "djchat_validate",
         "-e", '{"djchat_trusted_proxies": ["10.0.0.1/8"]}',
         cwd=root, env=env,
     )  # fmt: skip
