@@ -13,12 +13,8 @@ Needs no deployed stack; the cases run a few at a time (each is a full ansible-p
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,11 +24,11 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO_ROOT, docker
+from playbook import free_port, run_playbook
 
 PROJECT = "djchat-resilience-badvars"
 IMAGE = f"{PROJECT}/app"
 DIR_PREFIX = f"/srv/{PROJECT}-"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 # The only tasks that may run before the failure: fact gathering and validation.
 ROLE = "djchat.stack.djchat_stack"  # the role's name in task results (its collection's FQCN)
@@ -157,13 +153,6 @@ class Outcome:
     output: str
 
 
-def failures_of(task: dict) -> list[str]:
-    """The messages of the failed results of one task (a loop's failed items included)."""
-    result = task["hosts"].get("localhost", {})
-    items = result.get("results") or [result]
-    return [str(item.get("msg", "")) for item in items if item.get("failed")]
-
-
 def run_case(case: Case) -> Outcome:
     project_dir = DIR_PREFIX + case.name
     variables = {
@@ -173,50 +162,25 @@ def run_case(case: Case) -> Outcome:
         "djchat_http_port": free_port(),
         **case.variables,
     }
-    environment = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "PATH": f"{ANSIBLE_PLAYBOOK.parent}:{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        [
-            str(ANSIBLE_PLAYBOOK),
-            f"--inventory={REPO_ROOT / 'inventory' / 'local'}",
-            str(REPO_ROOT / "playbooks" / "site.yml"),
-            f"--extra-vars={json.dumps(variables)}",
-        ],
+    run = run_playbook(
+        REPO_ROOT / "playbooks" / "site.yml",
+        variables,
+        inventory=str(REPO_ROOT / "inventory" / "local"),
         # A relative djchat_project_dir would land in the working directory: a scratch one.
         cwd=scratch_dir(),
-        env=environment,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
-    try:
-        report = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        report = {"plays": [], "stats": {}}
-    tasks = [task for play in report["plays"] for task in play["tasks"]]
     return Outcome(
         case=case,
         project_dir=project_dir
         if case.name != "relative-project-dir"
         else case.variables["djchat_project_dir"],
-        returncode=result.returncode,
-        tasks_run=[task["task"]["name"] for task in tasks],
-        changed=report["stats"].get("localhost", {}).get("changed", 0),
-        failure_messages=[message for task in tasks for message in failures_of(task)],
-        output=(result.stdout[-3000:] + result.stderr[-2000:]),
+        returncode=run.returncode,
+        tasks_run=run.tasks_run,
+        changed=run.changed,
+        failure_messages=run.failure_messages,
+        output=run.output,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 _SCRATCH = Path(tempfile.gettempdir()) / "djchat-resilience-badvars"

@@ -1,4 +1,5 @@
-"""Helpers of the role suite: run a playbook (here unless told) and read its JSON report."""
+"""Helpers of the role suite (and of tests/resilience/test_bad_variables.py): run a playbook
+(here unless told) and read its JSON report; a free port."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class PlaybookRun:
     tasks_run: list[str]
     failure_messages: list[str]
     failed_results: list[dict]  # each failed result (a loop's failed items): cmd, stderr, ...
+    changed: int  # the host's changed count in the play recap
     output: str  # the end of stdout and stderr, for failure messages
 
 
@@ -49,9 +51,11 @@ def run_playbook(
     variables: dict[str, object],
     inventory: str = "localhost,",
     host: str = "localhost",
+    cwd: Path = REPO_ROOT,
+    timeout: float = 240,
 ) -> PlaybookRun:
     """ansible-playbook against `host` of `inventory` (this machine, connection local, unless
-    told) with `variables` as --extra-vars."""
+    told) with `variables` as --extra-vars, from `cwd`, its report read from the JSON callback."""
     environment = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
@@ -66,22 +70,23 @@ def run_playbook(
             str(playbook),
             f"--extra-vars={json.dumps(variables)}",
         ],
-        cwd=REPO_ROOT,
+        cwd=cwd,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        report = {"plays": []}
+        report = {"plays": [], "stats": {}}
     tasks = [task for play in report["plays"] for task in play["tasks"]]
     return PlaybookRun(
         returncode=result.returncode,
         tasks_run=[task["task"]["name"] for task in tasks],
         failure_messages=[message for task in tasks for message in failures_of(task, host)],
         failed_results=[item for task in tasks for item in failed_results_of(task, host)],
+        changed=report["stats"].get(host, {}).get("changed", 0),
         output=result.stdout[-4000:] + result.stderr[-2000:],
     )
