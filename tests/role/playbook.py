@@ -90,3 +90,23 @@ def run_playbook(
         changed=report["stats"].get(host, {}).get("changed", 0),
         output=result.stdout[-4000:] + result.stderr[-2000:],
     )
+
+
+RENDER = Path(__file__).resolve().parent / "render.yml"
+
+
+def render(render_dir: Path, variables: dict[str, object]) -> PlaybookRun:
+    """The role's validation and templates (render.yml) into `render_dir`, for a scratch project
+    on free ports, with `variables` on top."""
+    render_dir.mkdir()
+    return run_playbook(
+        RENDER,
+        {
+            "render_dir": str(render_dir),
+            "djchat_compose_project": "djchat-role-test",
+            "djchat_project_dir": str(render_dir / "project"),
+            "djchat_http_port": free_port(),
+            "djchat_https_port": free_port(),
+            **variables,
+        },
+    )

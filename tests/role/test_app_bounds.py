@@ -23,11 +23,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook import APP_DIR, REPO_ROOT, PlaybookRun, free_port, run_playbook
+from playbook import APP_DIR, REPO_ROOT, PlaybookRun, render
 
 APP_BOUNDS = REPO_ROOT / "roles/djchat_stack/vars/main/app_bounds.yml"
 BOUNDS: dict[str, dict] = yaml.safe_load(APP_BOUNDS.read_text())["_djchat_app_bounds"]
-RENDER = Path(__file__).resolve().parent / "render.yml"
 
 # Cross-field rules of tasks/validate.yml keep two variables above a partner (gunicorn must keep
 # an idle connection longer than nginx does; a socket's group membership must outlive the
@@ -73,20 +72,9 @@ AUTO_WORKERS_PROBE = (
 
 
 def run_profile(name: str, render_dir: Path) -> PlaybookRun:
-    render_dir.mkdir()
-    return run_playbook(
-        RENDER,
-        {
-            "render_dir": str(render_dir),
-            "djchat_compose_project": "djchat-role-test",
-            "djchat_project_dir": str(render_dir / "project"),
-            "djchat_http_port": free_port(),
-            "djchat_https_port": free_port(),
-            # With HTTPS the app reads DJANGO_HSTS_SECONDS too.
-            "djchat_tls_enabled": True,
-            "djchat_tls_self_signed": True,
-            **PROFILES[name],
-        },
+    # With HTTPS the app reads DJANGO_HSTS_SECONDS too.
+    return render(
+        render_dir, {"djchat_tls_enabled": True, "djchat_tls_self_signed": True, **PROFILES[name]}
     )
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook import REPO_ROOT, PlaybookRun, free_port, run_playbook
+from playbook import REPO_ROOT, PlaybookRun, render
 
-RENDER = Path(__file__).resolve().parent / "render.yml"
 LOCAL_GROUP_VARS = REPO_ROOT / "inventory/local/group_vars/djchat/main.yml"
 NGINX_IMAGE = yaml.safe_load(LOCAL_GROUP_VARS.read_text())["djchat_nginx_image"]
 
@@ -62,21 +61,6 @@ REFUSED = {
         "djchat_public_scheme",
     ),
 }
-
-
-def render(render_dir: Path, variables: dict[str, object]) -> PlaybookRun:
-    render_dir.mkdir()
-    return run_playbook(
-        RENDER,
-        {
-            "render_dir": str(render_dir),
-            "djchat_compose_project": "djchat-role-test",
-            "djchat_project_dir": str(render_dir / "project"),
-            "djchat_http_port": free_port(),
-            "djchat_https_port": free_port(),
-            **variables,
-        },
-    )
 
 
 @pytest.fixture(scope="module")
