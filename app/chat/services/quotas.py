@@ -80,20 +80,16 @@ async def message_refusal(account_id: int | None, address: str) -> str | None:
     """Take one message from the sender's budget; None if allowed, else why not (for the client)."""
     seconds = settings.CHAT_RATE_LIMIT_SECONDS
     if account_id is not None:
+        key = account_messages_key(account_id)
         limit = settings.CHAT_RATE_LIMIT_MESSAGES
-        if not await _take(account_messages_key(account_id), limit, seconds):
-            return (
-                f"At most {limit} messages per {seconds} seconds from one account, over all "
-                "of its connections; this one was not sent."
-            )
+        sender = "one account, over all of its connections"
+    else:
+        key = address_messages_key(address)
+        limit = settings.CHAT_ADDRESS_RATE_LIMIT_MESSAGES
+        sender = "one address without an account"
+    if await _take(key, limit, seconds):
         return None
-    limit = settings.CHAT_ADDRESS_RATE_LIMIT_MESSAGES
-    if not await _take(address_messages_key(address), limit, seconds):
-        return (
-            f"At most {limit} messages per {seconds} seconds from one address without an "
-            "account; this one was not sent."
-        )
-    return None
+    return f"At most {limit} messages per {seconds} seconds from {sender}; this one was not sent."
 
 
 async def hold_socket(account_id: int, connection_id: str) -> bool:
