@@ -12,6 +12,10 @@ export PATH := $(BIN):$(PATH)
 # Molecule runs ansible-config from PATH; the collections bundled with the `ansible` package
 # are the only ones used here (Galaxy is not required).
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# ansible-lint and Molecule put their cache's collections ($$ANSIBLE_HOME/collections) before
+# ansible.cfg's collections_path; kept in the checkout, a djchat.stack installed into ~/.ansible
+# (an older tarball, another checkout) cannot shadow the one this checkout links to itself.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
 # The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
 SCENARIOS   ?= default tuned resilience dev
 
