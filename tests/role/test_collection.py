@@ -65,7 +65,8 @@ def test_the_tarball_ships_the_app_and_not_the_checkouts_tools(tarball):
     assert {"app/manage.py", "app/requirements.lock", "LICENSE", "meta/runtime.yml"} <= names
     assert {"plugins/modules/djchat_secret_file.py", "plugins/filter/networks.py"} <= names
     assert "playbooks/site.yml" in names
-    assert not tops & {".venv", ".cache", "tests", "molecule", "bench", "collections", ".git"}
+    tools = {".venv", ".cache", ".git", ".config", "tests", "molecule", "bench", "collections"}
+    assert not tops & tools
     assert not any(name.startswith("app/tests") for name in names)
 
 
