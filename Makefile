@@ -50,13 +50,14 @@ teardown: venv  ## Stop the stack (data volumes kept)
 status: venv  ## Table of services, health and images
 	$(BIN)/ansible-playbook playbooks/status.yml
 
-lint: venv  ## yamllint, ansible-lint (production profile), ruff
+lint: venv  ## yamllint, ansible-lint (production profile), ruff, hadolint (app/Dockerfile)
 	$(BIN)/python scripts/app-bounds.py --check
 	$(BIN)/python scripts/variables-table.py --check
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --failure-threshold warning app/Dockerfile
 
 SCAN_VENV := .cache/scan-venv
 $(SCAN_VENV)/.installed: requirements-scan.txt

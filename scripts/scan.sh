@@ -8,10 +8,10 @@
 # - bandit:      the app's Python (tests excluded), high severity fails
 # - pip-audit:   app/requirements.lock and requirements-dev.txt against PyPI's advisory data
 #                (the controller reaches PyPI; nothing is installed)
-# - checkov:     the Ansible role and playbooks, and the rendered Dockerfile of a deployed
-#                project (SCAN_PROJECT_DIR); checkov has no Compose framework, so compose.yml is
-#                covered by tests/resilience/test_exposure.py instead
-# - hadolint:    the rendered Dockerfile, warnings fail
+# - checkov:     the Ansible role and playbooks, and the app's Dockerfile (app/Dockerfile);
+#                checkov has no Compose framework, so compose.yml is covered by
+#                tests/resilience/test_exposure.py instead
+# - hadolint:    app/Dockerfile, warnings fail (also in `make lint`)
 # - check --deploy: Django's deployment checklist in the app image as production runs it
 #                (DJANGO_HTTPS=true, a real key, a real host), warnings fail
 #
@@ -25,7 +25,7 @@ CHECKOV=${SCAN_CHECKOV:-.cache/scan-venv/bin/checkov}
 PROJECT_DIR=${SCAN_PROJECT_DIR:-}
 if [[ -z $PROJECT_DIR ]]; then
   for candidate in /srv/djchat-resilience /srv/djchat-molecule /srv/djchat; do
-    [[ -f $candidate/build/Dockerfile ]] && PROJECT_DIR=$candidate && break
+    [[ -f $candidate/compose.yml ]] && PROJECT_DIR=$candidate && break
   done
 fi
 
@@ -60,23 +60,20 @@ if [[ -x $CHECKOV ]]; then
   #    (nothing to rescue: validation already ran, and the previous containers keep serving).
   run checkov-ansible "$CHECKOV" --quiet --compact --framework ansible --directory roles \
     --skip-check CKV_ANSIBLE_1,CKV2_ANSIBLE_1,CKV2_ANSIBLE_3 --skip-download
-  if [[ -n $PROJECT_DIR ]]; then
-    #  CKV_DOCKER_2: one image runs as wsgi, asgi and the one-shot migrate/static services, each
-    #    with its own health check in compose.yml; an image HEALTHCHECK would be wrong for some.
-    run checkov-dockerfile "$CHECKOV" --quiet --compact --framework dockerfile \
-      --file "$PROJECT_DIR/build/Dockerfile" --skip-check CKV_DOCKER_2 --skip-download
-  fi
+  #  CKV_DOCKER_2: one image runs as wsgi, asgi and the one-shot migrate/static services, each
+  #    with its own health check in compose.yml; an image HEALTHCHECK would be wrong for some.
+  run checkov-dockerfile "$CHECKOV" --quiet --compact --framework dockerfile \
+    --file app/Dockerfile --skip-check CKV_DOCKER_2 --skip-download
 else
   echo "checkov is not installed at $CHECKOV (python3.11 -m venv .cache/scan-venv && .cache/scan-venv/bin/pip install checkov)"
   failed+=(checkov-missing)
 fi
 
-if [[ -n $PROJECT_DIR ]]; then
-  hadolint_config=()
-  [[ -f .hadolint.yaml ]] && hadolint_config=(--config .hadolint.yaml)
-  run hadolint "$VENV_BIN/hadolint" "${hadolint_config[@]}" --failure-threshold warning \
-    "$PROJECT_DIR/build/Dockerfile"
+hadolint_config=()
+[[ -f .hadolint.yaml ]] && hadolint_config=(--config .hadolint.yaml)
+run hadolint "$VENV_BIN/hadolint" "${hadolint_config[@]}" --failure-threshold warning app/Dockerfile
 
+if [[ -n $PROJECT_DIR ]]; then
   project=$(basename "$PROJECT_DIR")
   image=$(docker ps --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=wsgi" --format "{{.Image}}" | head -n 1)
   if [[ -n $image ]]; then
@@ -90,7 +87,7 @@ if [[ -n $PROJECT_DIR ]]; then
       "$image" python manage.py check --deploy --fail-level WARNING
   fi
 else
-  echo "no deployed project found (SCAN_PROJECT_DIR): Dockerfile, hadolint and check --deploy skipped"
+  echo "no deployed project found (SCAN_PROJECT_DIR): check --deploy skipped"
 fi
 
 if ((${#failed[@]})); then

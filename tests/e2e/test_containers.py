@@ -1,5 +1,6 @@
 """The containers as an operator sees them: healthy, only nginx reachable from the host, Redis
-closed to clients without the password, the rendered Dockerfiles clean under hadolint."""
+closed to clients without the password, the Dockerfiles under the project directory (the app's
+as shipped) clean under hadolint."""
 
 from __future__ import annotations
 

@@ -2,11 +2,12 @@
 lock (and of the controller's) carries the sha256 of its files; the wheelhouse the controller
 downloads keeps only files with one of those hashes (tasks/wheelhouse.yml, the role's own tasks
 here); the image build installs with --require-hashes, so a wheel changed after the download, or a
-pin without a hash, stops the build (a real `docker build` of the rendered Dockerfile's install
-step, offline, on the local python base image). Base images from a registry can be pinned by
-digest (name:tag@sha256:...): validation accepts that form and no other, the Dockerfile builds
-from the pinned reference (so the app's content tag, a digest of the Dockerfile, changes with it),
-and the role looks the image up and pulls it as name@sha256:..., how the engine records it."""
+pin without a hash, stops the build (a real `docker build` of app/Dockerfile's dependency stage,
+with the role's build arguments, offline, on the local python base image). Base images from a
+registry can be pinned by digest (name:tag@sha256:...): validation accepts that form and no
+other, the Dockerfile builds from the pinned reference (its PYTHON_IMAGE build argument, so the
+app's content tag, a digest of the build arguments, changes with it), and the role looks the image
+up and pulls it as name@sha256:..., how the engine records it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ PYTHON_IMAGE = "djchat-local/python:bookworm"  # playbooks/base_images.yml (make
 # Two pure-Python pins of the app's lock: small wheels, no dependencies among the app's others.
 SAMPLE = ("sqlparse", "asgiref")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
+DOCKERFILE = APP_DIR / "Dockerfile"
+
+
+def stages(dockerfile: str) -> dict[str, str]:
+    """Each stage of a Dockerfile by its name (the unnamed last one as ""), from its FROM line."""
+    found: dict[str, str] = {}
+    for block in re.split(r"^(?=FROM )", dockerfile, flags=re.MULTILINE)[1:]:
+        name = re.match(r"FROM \S+(?: AS (\S+))?", block)
+        found[name.group(1) or ""] = block
+    return found
 
 
 def lock_entries(text: str) -> dict[str, str]:
@@ -69,7 +80,8 @@ def sample_lock(*, unhashed: bool = False, wrong_hash: str = "") -> str:
 
 
 def run(tmp: Path, lock: str, **variables: object):
-    """The playbook with an app directory holding `lock`; returns the run and the build context."""
+    """The playbook with an app directory holding `lock`; returns the run and the build context
+    on the target (the wheelhouse in its wheels/)."""
     app = tmp / "app"
     app.mkdir(exist_ok=True)
     (app / "manage.py").write_text("")
@@ -89,16 +101,22 @@ def run(tmp: Path, lock: str, **variables: object):
             **variables,
         },
     )
-    return result, project / "build"
+    return result, project / "build" / "app"  # the build context, where the wheelhouse goes
 
 
-def docker_build(context: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    """`docker build` of `context` without a network; when it succeeded and `command` is given,
-    the result of `command` in a container of the image instead."""
+def docker_build(
+    context: Path, build_args: dict, *command: str, target: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`docker build` of `context` with `build_args` (and `target`) without a network; when it
+    succeeded and `command` is given, the result of `command` in a container of the image."""
     tag = f"djchat-supplytest/hashes:{uuid.uuid4().hex[:12]}"
+    arguments = [f"--build-arg={name}={value}" for name, value in build_args.items()]
     try:
         built = subprocess.run(
-            ["docker", "build", "--network", "none", "--progress", "plain", "-t", tag, context],
+            ["docker", "build", "--network", "none", "--progress", "plain", "-t", tag]
+            + arguments
+            + ([f"--target={target}"] if target else [])
+            + [str(context)],
             capture_output=True,
             text=True,
             timeout=240,
@@ -117,17 +135,25 @@ def docker_build(context: Path, *command: str) -> subprocess.CompletedProcess[st
         subprocess.run(["docker", "image", "rm", "--force", tag], capture_output=True, check=False)
 
 
-def install_context(tmp: Path, dockerfile: str, lock: str, wheels: Path) -> Path:
-    """A build context for the rendered Dockerfile's builder stage up to its dependency install
-    (the rest needs the app's source): the lock, the wheels, nothing else."""
+def install_context(tmp: Path, lock: str, wheels: Path) -> Path:
+    """A build context for app/Dockerfile's dependency stages (the rest needs the app's source):
+    the Dockerfile, the lock and the wheels in wheels/, as the role lays them out."""
     context = tmp / f"context-{uuid.uuid4().hex[:8]}"
-    (context / "app").mkdir(parents=True)
-    (context / "app" / "requirements.lock").write_text(lock)
+    context.mkdir()
+    shutil.copy(DOCKERFILE, context / "Dockerfile")
+    (context / "requirements.lock").write_text(lock)
     shutil.copytree(wheels, context / "wheels")
-    install_step = dockerfile.split("\nCOPY app/ /app/\n")[0]
-    assert "pip install" in install_step, dockerfile
-    (context / "Dockerfile").write_text(install_step + "\n")
     return context
+
+
+def build_args_of(render: Path) -> dict:
+    return json.loads((render / "build_args.json").read_text())
+
+
+def dependency_stage(build_args: dict) -> str:
+    """The stage app/Dockerfile's builder starts from with these arguments."""
+    (builder,) = re.findall(r"^FROM (\S+) AS builder$", DOCKERFILE.read_text(), re.MULTILINE)
+    return builder.replace("${PIP_SOURCE}", build_args["PIP_SOURCE"])
 
 
 @pytest.mark.parametrize("lock", ["app/requirements.lock", "requirements-dev.txt"])
@@ -143,18 +169,38 @@ def test_every_pin_of_a_lock_carries_the_hashes_of_its_files(lock):
 
 @pytest.mark.parametrize("wheelhouse", [True, False])
 def test_the_image_build_installs_with_require_hashes(tmp_path, wheelhouse):
-    result, _ = run(tmp_path, sample_lock(), djchat_wheelhouse_enabled=wheelhouse)
+    result, _ = run(
+        tmp_path,
+        sample_lock(),
+        djchat_wheelhouse_enabled=wheelhouse,
+        djchat_pip_index_url="https://pypi.example.com/simple",
+    )
     assert result.returncode == 0, result.output
-    dockerfile = (tmp_path / "render" / "Dockerfile").read_text()
-    installs = [block for block in dockerfile.split("RUN ") if "pip install" in block]
-    assert len(installs) == 1, dockerfile
+    build_args = build_args_of(tmp_path / "render")
+    assert build_args["PIP_SOURCE"] == ("wheelhouse" if wheelhouse else "index")
+    # With the wheelhouse no index is asked: the URL is not passed (nor part of the image tag).
+    assert build_args.get("PIP_INDEX_URL") == (
+        None if wheelhouse else "https://pypi.example.com/simple"
+    )
+    every = stages(DOCKERFILE.read_text())
+    assert [name for name, text in every.items() if "pip install" in text] == [
+        "dependencies-index",
+        "dependencies-wheelhouse",
+    ]
+    installs = [
+        block
+        for block in every[dependency_stage(build_args)].split("RUN ")
+        if "pip install" in block
+    ]
+    assert len(installs) == 1, installs
     assert "--require-hashes --requirement /tmp/requirements.lock" in installs[0], installs[0]
     assert ("--no-index --find-links /tmp/wheels" in installs[0]) == wheelhouse, installs[0]
 
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory) -> Path:
-    """The role's wheelhouse of the sample lock, downloaded and unpacked as a deploy does."""
+    """The build context holding the role's wheelhouse of the sample lock (in wheels/),
+    downloaded and unpacked as a deploy does."""
     tmp = tmp_path_factory.mktemp("wheelhouse")
     result, build = run(tmp, sample_lock(), djchat_wheelhouse_enabled=True, download_wheels=True)
     assert result.returncode == 0, result.output
@@ -164,7 +210,7 @@ def wheelhouse(tmp_path_factory) -> Path:
 def test_the_wheelhouse_holds_exactly_the_locked_files(wheelhouse):
     entries = lock_entries(sample_lock())
     wheels = sorted((wheelhouse / "wheels").glob("*.whl"))
-    assert [wheel.name.split("-")[0].lower() for wheel in wheels] == sorted(SAMPLE)
+    assert [wheel.name.split("-")[0].lower() for wheel in wheels] == sorted(SAMPLE), wheelhouse
     for wheel in wheels:
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         assert digest in hashes_of(entries[wheel.name.split("-")[0].lower()]), wheel.name
@@ -196,10 +242,17 @@ def test_the_wheelhouse_download_refuses_a_file_whose_hash_is_not_in_the_lock(tm
 
 
 def test_the_offline_image_build_installs_the_locked_wheels(tmp_path, wheelhouse):
-    dockerfile = (wheelhouse.parent.parent / "render" / "Dockerfile").read_text()
-    context = install_context(tmp_path, dockerfile, sample_lock(), wheelhouse / "wheels")
+    build_args = build_args_of(wheelhouse.parent.parent.parent / "render")
+    context = install_context(tmp_path, sample_lock(), wheelhouse / "wheels")
     imports = "import asgiref, sqlparse; print(sqlparse.__file__, asgiref.__version__)"
-    ran = docker_build(context, "/opt/venv/bin/python", "-c", imports)
+    ran = docker_build(
+        context,
+        build_args,
+        "/opt/venv/bin/python",
+        "-c",
+        imports,
+        target=dependency_stage(build_args),
+    )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     version = lock_entries(sample_lock())["asgiref"].split("==")[1].split()[0]
     assert ran.stdout.split() == [
@@ -221,9 +274,13 @@ def test_a_wheel_changed_after_the_download_stops_the_image_build(tmp_path, whee
                 data += b"\nimport os  # tampered\n"
             target.writestr(item, data)
     shutil.move(tampered, original)
-    dockerfile = (wheelhouse.parent.parent / "render" / "Dockerfile").read_text()
+    build_args = build_args_of(wheelhouse.parent.parent.parent / "render")
 
-    built = docker_build(install_context(tmp_path, dockerfile, sample_lock(), wheels))
+    built = docker_build(
+        install_context(tmp_path, sample_lock(), wheels),
+        build_args,
+        target=dependency_stage(build_args),
+    )
 
     assert built.returncode != 0, built.stderr[-3000:]
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in built.stderr, built.stderr[-3000:]
@@ -231,10 +288,14 @@ def test_a_wheel_changed_after_the_download_stops_the_image_build(tmp_path, whee
 
 
 def test_pins_without_hashes_stop_the_image_build(tmp_path, wheelhouse):
-    dockerfile = (wheelhouse.parent.parent / "render" / "Dockerfile").read_text()
+    build_args = build_args_of(wheelhouse.parent.parent.parent / "render")
     lock = sample_lock(unhashed=True)
 
-    built = docker_build(install_context(tmp_path, dockerfile, lock, wheelhouse / "wheels"))
+    built = docker_build(
+        install_context(tmp_path, lock, wheelhouse / "wheels"),
+        build_args,
+        target=dependency_stage(build_args),
+    )
 
     assert built.returncode != 0, built.stderr[-3000:]
     assert "Hashes are required in --require-hashes mode" in built.stderr, built.stderr[-3000:]
@@ -281,8 +342,10 @@ def test_a_base_image_pinned_by_digest_is_built_from_and_pulled_by_its_digest(
 ):
     result, render = reference_runs[reference]
     assert result.returncode == 0, result.failure_messages or result.output
-    froms = re.findall(r"^FROM (\S+)", (render / "Dockerfile").read_text(), re.MULTILINE)
-    assert froms == [reference, reference]
+    assert build_args_of(render)["PYTHON_IMAGE"] == reference
+    # Both base stages (the dependencies' and the runtime's) are built from it.
+    froms = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert [image for image in froms if "PYTHON_IMAGE" in image] == ["${PYTHON_IMAGE}"] * 2
     names = json.loads((render / "base_image_names.json").read_text())
     assert names[0] == ACCEPTED_REFERENCES[reference]
 
@@ -298,4 +361,4 @@ def test_validation_refuses_a_malformed_image_reference_naming_the_variables(
         in message
         for message in result.failure_messages
     ), result.failure_messages or result.output
-    assert not (render / "Dockerfile").exists()
+    assert not (render / "build_args.json").exists()

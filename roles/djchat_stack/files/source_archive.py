@@ -11,6 +11,9 @@ incrementally and skips files whose size and mtime did not change, so with one f
 that kept a file's size (redis==8.1.0 to redis==8.0.1 in the lock) was built from the old bytes.
 Patterns from the source's own .dockerignore are applied on top of those given (simple
 .dockerignore syntax: globs on the path relative to the source, "**/" prefixes, no "!" rules).
+The Dockerfile and .dockerignore at the top of the source are packed even when .dockerignore lists
+them, as docker sends them to the builder even then (listed, they stay out of the image's COPY):
+the archive is the build context, and its digest covers the Dockerfile.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ def load_patterns(source: str, extra: list[str]) -> list[str]:
     return [p.strip("/").removeprefix("./") for p in patterns]
 
 
+# Always in the build context (see above).
+BUILD_FILES = ("Dockerfile", ".dockerignore")
+
+
 def excluded(relpath: str, patterns: list[str]) -> bool:
+    if relpath in BUILD_FILES:
+        return False
     parts = relpath.split("/")
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     for pattern in patterns:
