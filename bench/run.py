@@ -38,11 +38,12 @@ from pathlib import Path
 
 import yaml
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 import httpload
 import report
 import stackinfo
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 
 HARNESS = BENCH / "harness.yml"
 PROFILES = ["seed", "defaults", "max"]  # the order of the table
@@ -383,12 +384,15 @@ class Bench:
 
     def wsload(self, argv: list[str], name: str, timeout: float) -> dict:
         cmd = [sys.executable, str(BENCH / "wsload.py"), "--url", self.ws_url, *argv]
+        # wsload.py's clients are the shared chat client, tests/chatclient.py.
+        path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "w") as err:
             completed = subprocess.run(
                 cmd,
                 stdout=subprocess.PIPE,
                 stderr=err,
+                env={**os.environ, "PYTHONPATH": path},
                 text=True,
                 timeout=timeout,
                 check=False,

@@ -1,10 +1,11 @@
 """WebSocket load for the benchmarks: fan-out throughput and latency, and idle-connection capacity.
 
 bench/run.py starts this as its own process (a raised file limit, an event loop and CPU accounting
-of its own) and reads the one JSON document it prints. By hand:
+of its own) and reads the one JSON document it prints. Its clients are the repository's one chat
+client, tests/chatclient.py, found through PYTHONPATH (run.py sets it). By hand, from the root:
 
-    python bench/wsload.py fanout   --url ws://127.0.0.1:18090 --rooms 4 --clients 10 --rates 10,40
-    python bench/wsload.py capacity --url ws://127.0.0.1:18090 --target 1000 --project djchat-bench
+    PYTHONPATH=tests python bench/wsload.py fanout --url ws://127.0.0.1:18090 --rooms 4 --clients 10 --rates 10,40
+    PYTHONPATH=tests python bench/wsload.py capacity --url ws://127.0.0.1:18090 --target 1000 --project djchat-bench
 
 The protocol is the app's (README.md, "WebSocket protocol"): connect to /ws/chat/<room>/?nick=..
 with an Origin the site accepts, read the history frame, send {"type": "message", "text": ..};
@@ -28,13 +29,9 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import quote
 
-from websockets.asyncio.client import ClientConnection, connect
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stackinfo
+from chatclient import ChatClient
 
 BENCH_PREFIX = "bench"
 CONNECT_TIMEOUT_S = 20.0
@@ -72,19 +69,6 @@ class StepStats:
     last_at: float = 0.0
 
 
-@dataclass
-class Client:
-    room: str
-    nick: str
-    ws: ClientConnection | None = None
-    reader: asyncio.Task | None = None
-    history: asyncio.Event = field(default_factory=asyncio.Event)
-    served_by: str = ""  # the asgi process (history frame), to spread the senders over them
-    last_id: int = 0
-    out_of_order: int = 0
-    errors: Counter = field(default_factory=Counter)
-
-
 class Load:
     """The clients of one run and what they received."""
 
@@ -92,77 +76,56 @@ class Load:
         self.base_url = base_url.rstrip("/")
         self.origin = origin
         self.steps: dict[int, StepStats] = {}
-        self.errors: Counter = Counter()
+        self.readers: dict[ChatClient, asyncio.Task] = {}
 
-    def url(self, room: str, nick: str) -> str:
-        return f"{self.base_url}/ws/chat/{room}/?nick={quote(nick)}"
+    def client(self, room: str, nick: str) -> ChatClient:
+        return ChatClient(
+            self.base_url,
+            room,
+            nick,
+            origin=self.origin,
+            timeout=CONNECT_TIMEOUT_S,
+            record=False,  # frames are counted as they come, not kept
+            compression=None,  # the measured cost is the stack's, not zlib's in this client
+            ping_interval=None,  # daphne pings; the client answers
+            close_timeout=5,
+        )
 
-    async def open(self, client: Client, timeout: float = CONNECT_TIMEOUT_S) -> None:
-        """Connect and wait for the history frame (the server has then joined the room)."""
+    async def open(self, client: ChatClient, timeout: float = CONNECT_TIMEOUT_S) -> None:
+        """Connect and read the history frame (the server has then joined the room), then read
+        whatever comes in a task of its own."""
+        await client.connect(timeout=timeout)
+        self.readers[client] = asyncio.create_task(self.read(client))
 
-        async def handshake() -> None:
-            client.ws = await connect(
-                self.url(client.room, client.nick),
-                origin=self.origin,
-                compression=None,  # the measured cost is the stack's, not zlib's in this client
-                open_timeout=timeout,
-                ping_interval=None,  # daphne pings; the client answers
-                close_timeout=5,
-                max_size=2**20,
-            )
-            client.reader = asyncio.create_task(self.read(client))
-            await client.history.wait()
+    def reading(self, client: ChatClient) -> bool:
+        """The connection is open and its reader still reads."""
+        reader = self.readers.get(client)
+        return client.ws is not None and reader is not None and not reader.done()
 
-        try:
-            await asyncio.wait_for(handshake(), timeout)
-        except BaseException:
-            await self.abort(client)
-            raise
-
-    async def read(self, client: Client) -> None:
-        assert client.ws is not None
+    async def read(self, client: ChatClient) -> None:
+        """Time every bench message as it arrives (ChatClient.recv keeps the last id, the ids
+        out of order and the error codes)."""
+        steps = self.steps
         with contextlib.suppress(Exception):
-            async for raw in client.ws:
-                now = time.perf_counter()
-                frame = json.loads(raw)
-                kind = frame.get("type")
-                if kind == "message":
-                    message_id = frame["id"]
-                    if message_id != client.last_id + 1:
-                        client.out_of_order += 1
-                    client.last_id = max(client.last_id, message_id)
-                    text = frame.get("text", "")
-                    if text.startswith(BENCH_PREFIX + " "):
-                        _, step, _sender, _seq, sent_at = text.split(" ")
-                        stats = self.steps.setdefault(int(step), StepStats())
-                        stats.latencies.append(now - float(sent_at))
-                        stats.received += 1
-                        stats.last_at = now
-                elif kind == "history":
-                    client.served_by = frame.get("served_by", "")
-                    messages = frame.get("messages") or []
-                    client.last_id = messages[-1]["id"] if messages else 0
-                    client.history.set()
-                elif kind == "error":
-                    client.errors[frame.get("code", "?")] += 1
-                    self.errors[frame.get("code", "?")] += 1
+            while True:
+                frame = await client.recv()
+                if frame["type"] == "message" and frame["text"].startswith(BENCH_PREFIX + " "):
+                    _, step, _sender, _seq, sent_at = frame["text"].split(" ")
+                    stats = steps.setdefault(int(step), StepStats())
+                    stats.latencies.append(client.received_at - float(sent_at))
+                    stats.received += 1
+                    stats.last_at = client.received_at
 
-    @staticmethod
-    async def abort(client: Client) -> None:
-        if client.reader is not None:
-            client.reader.cancel()
-        if client.ws is not None:
-            client.ws.transport.abort()
+    async def abort(self, client: ChatClient) -> None:
+        reader = self.readers.pop(client, None)
+        if reader is not None:
+            reader.cancel()
+        await client.abort()
 
-    async def close_all(self, clients: list[Client]) -> dict:
+    async def close_all(self, clients: list[ChatClient]) -> dict:
         """Close every connection cleanly within CLOSE_TIMEOUT_S, then abort what is left."""
         started = time.perf_counter()
-
-        async def close(client: Client) -> None:
-            if client.ws is not None:
-                await client.ws.close()
-
-        pending = [asyncio.create_task(close(client)) for client in clients]
+        pending = [asyncio.create_task(client.close()) for client in clients]
         done, not_done = (
             await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S) if pending else ((), ())
         )
@@ -177,12 +140,12 @@ class Load:
         }
 
 
-async def open_many(load: Load, clients: list[Client], concurrency: int) -> list[Client]:
+async def open_many(load: Load, clients: list[ChatClient], concurrency: int) -> list[ChatClient]:
     """Open the clients with at most `concurrency` handshakes in flight; return the failures."""
     gate = asyncio.Semaphore(concurrency)
-    failed: list[Client] = []
+    failed: list[ChatClient] = []
 
-    async def one(client: Client) -> None:
+    async def one(client: ChatClient) -> None:
         async with gate:
             try:
                 await load.open(client)
@@ -197,7 +160,7 @@ async def open_many(load: Load, clients: list[Client], concurrency: int) -> list
 
 
 async def send_at_rate(
-    client: Client, step: int, rate: float, seconds: float, index: int, phase: float
+    client: ChatClient, step: int, rate: float, seconds: float, index: int, phase: float
 ) -> int:
     """Open-loop sender: message k leaves at start + (k + phase) / rate whatever the replies do.
 
@@ -205,7 +168,6 @@ async def send_at_rate(
     offered rate arrives as a steady stream rather than in bursts of one message per room at
     the same instant, which would queue behind each other and measure the burst, not the rate.
     """
-    assert client.ws is not None
     count = max(1, round(rate * seconds))
     start = time.perf_counter()
     sent = 0
@@ -215,14 +177,14 @@ async def send_at_rate(
             await asyncio.sleep(delay)
         text = f"{BENCH_PREFIX} {step} {index} {k} {time.perf_counter():.6f}"
         try:
-            await client.ws.send(json.dumps({"type": "message", "text": text}))
+            await client.send({"type": "message", "text": text})
         except Exception:  # noqa: BLE001 (a closed connection ends this sender)
             break
         sent += 1
     return sent
 
 
-def spread_senders(rooms: list[str], members: dict[str, list[Client]]) -> list[Client]:
+def spread_senders(rooms: list[str], members: dict[str, list[ChatClient]]) -> list[ChatClient]:
     """One sender per room, the rooms' senders spread evenly over the asgi processes.
 
     A sender's process stores and publishes every message of its room, the most expensive part
@@ -243,7 +205,7 @@ async def fanout(args: argparse.Namespace) -> dict:
     load = Load(args.url, args.origin)
     rooms = [f"{args.room_prefix}-{r}" for r in range(args.rooms)]
     members = {
-        room: [Client(room, f"b{r}c{c}") for c in range(args.clients)]
+        room: [load.client(room, f"b{r}c{c}") for c in range(args.clients)]
         for r, room in enumerate(rooms)
     }
     clients = [client for room in rooms for client in members[room]]
@@ -334,7 +296,7 @@ async def fanout(args: argparse.Namespace) -> dict:
         await asyncio.sleep(args.pause_seconds)
 
     result["out_of_order"] = sum(client.out_of_order for client in clients)
-    result["errors"] = dict(load.errors)
+    result["errors"] = dict(sum((client.errors for client in clients), Counter()))
     result["close"] = await load.close_all(clients)
     good = [
         s
@@ -367,7 +329,7 @@ async def capacity(args: argparse.Namespace) -> dict:
         proxy_cap = max(0, spare // PROXY_FILES_PER_CONNECTION)
         target = min(target, proxy_cap)
 
-    clients: list[Client] = []
+    clients: list[ChatClient] = []
     held = 0
     failures: Counter = Counter()
     consecutive_failures = 0
@@ -383,7 +345,7 @@ async def capacity(args: argparse.Namespace) -> dict:
             if stop.is_set() or time.perf_counter() > deadline:
                 return
             room = f"{args.room_prefix}-{index // args.per_room}"
-            client = Client(room, f"i{index}")
+            client = load.client(room, f"i{index}")
             try:
                 await load.open(
                     client,
@@ -413,9 +375,7 @@ async def capacity(args: argparse.Namespace) -> dict:
     # Hold: the connections stay open, idle but for daphne's pings and the app's presence
     # heartbeats; count the ones still open at the end.
     await asyncio.sleep(args.hold_seconds)
-    alive = sum(
-        1 for c in clients if c.ws is not None and c.reader is not None and not c.reader.done()
-    )
+    alive = sum(1 for client in clients if load.reading(client))
     held_memory = await asyncio.to_thread(stackinfo.memory_by_container, args.project)
     proxy_held = stackinfo.docker_proxy(args.port)
     host_busy = stackinfo.host_cpu_busy(host_before)

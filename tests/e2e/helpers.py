@@ -1,5 +1,6 @@
 """What every end-to-end test shares, in one place: where the stack is (Stack), a wait-until,
-HTTP sessions, a WebSocket chat client and a look at the project's containers through docker.
+HTTP sessions, chat clients of the stack (Stack.chat: tests/chatclient.py, the repository's one
+chat client) and a look at the project's containers through docker.
 
 The tests only ever talk to the ports nginx publishes on 127.0.0.1 (never to container
 addresses); docker is used to inspect and operate the project, not to reach into it.
@@ -15,18 +16,17 @@ import shlex
 import ssl
 import subprocess
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+
+from chatclient import ChatClient, SyncChatClient
 
 T = TypeVar("T")
 
@@ -117,12 +117,10 @@ class Stack:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def ws_url(self, room: str, **params: object) -> str:
-        scheme = "wss" if self.tls else "ws"
-        query = urlencode({name: value for name, value in params.items() if value is not None})
-        return f"{scheme}://{urlsplit(self.base_url).netloc}/ws/chat/{room}/" + (
-            f"?{query}" if query else ""
-        )
+    @property
+    def ws_base_url(self) -> str:
+        """ws://host:port (wss:// with TLS): where the chat's WebSockets are."""
+        return f"{'wss' if self.tls else 'ws'}://{urlsplit(self.base_url).netloc}"
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -175,22 +173,36 @@ class Stack:
         since: int | None = None,
         cookies: requests.cookies.RequestsCookieJar | None = None,
         timeout: float = 10.0,
+        origin: str | None = None,
+    ) -> SyncChatClient:
+        """Join `room` (with the Origin of the site, or `origin`) and return a client holding the
+        history frame; a refused handshake raises websockets' InvalidStatus."""
+        client = self.chat_client(room, nick, cookies=cookies, timeout=timeout, origin=origin)
+        chat = SyncChatClient(client)
+        chat.connect(since)
+        return chat
+
+    def chat_client(
+        self,
+        room: str,
+        nick: str | None = None,
+        cookies: requests.cookies.RequestsCookieJar | None = None,
+        timeout: float = 10.0,
+        origin: str | None = None,
     ) -> ChatClient:
-        """Join `room` and return a client holding the history frame."""
+        """The asyncio client of `chat`, not connected yet."""
         headers = {}
         if cookies:
             headers["Cookie"] = "; ".join(f"{cookie.name}={cookie.value}" for cookie in cookies)
-        connection = connect(
-            self.ws_url(room, nick=nick, since=since),
-            origin=self.origin,
-            additional_headers=headers,
+        return ChatClient(
+            self.ws_base_url,
+            room,
+            nick,
+            origin=origin or self.origin,
+            headers=headers,
             ssl=self.ssl_context,
-            proxy=None,
-            open_timeout=timeout,
-            close_timeout=2,
-            legacy=True,  # ChatClient owns the connection and closes it
+            timeout=timeout,
         )
-        return ChatClient(connection, default_timeout=timeout)
 
     # --- docker ------------------------------------------------------------------------------
 
@@ -274,116 +286,6 @@ def logged_in_session(
     assert response.status_code == 302, f"login answered {response.status_code}"
     assert any("session" in cookie.name for cookie in session.cookies), session.cookies
     return session
-
-
-# --- the chat protocol ---------------------------------------------------------------------------
-
-
-class ChatClient:
-    """One WebSocket member of a room, speaking the protocol of app/README.md.
-
-    Every frame read is recorded: `frames` (all of them, in order), `online` (the nicks online:
-    the latest presence frame with the changes since applied), and a queue of frames not yet
-    matched by a wait, so no frame is lost between two waits.
-    """
-
-    def __init__(self, connection: ClientConnection, default_timeout: float = 10.0):
-        self.connection = connection
-        self.default_timeout = default_timeout
-        self.frames: list[dict[str, Any]] = []
-        self.unmatched: deque[dict[str, Any]] = deque()
-        self.online: list[str] | None = None
-        self.history = self.wait_for(lambda frame: frame["type"] == "history", what="history")
-
-    def __enter__(self) -> ChatClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.connection.close()
-
-    @property
-    def served_by(self) -> str:
-        return self.history["served_by"]
-
-    @property
-    def history_messages(self) -> list[dict[str, Any]]:
-        return self.history["messages"]
-
-    def send(self, frame: dict[str, Any]) -> None:
-        self.connection.send(json.dumps(frame))
-
-    def say(self, text: str) -> dict[str, Any]:
-        """Send a chat message and return it as the server broadcast it back (with its id)."""
-        self.send({"type": "message", "text": text})
-        return self.wait_for_message(text)
-
-    def _read(self, timeout: float) -> dict[str, Any]:
-        frame = json.loads(self.connection.recv(timeout=timeout))
-        self.frames.append(frame)
-        if frame.get("type") == "presence":
-            self.online = sorted(frame["online"])
-        elif frame.get("type") == "presence_change" and self.online is not None:
-            self.online = sorted((set(self.online) | set(frame["joined"])) - set(frame["left"]))
-        return frame
-
-    def wait_for(
-        self,
-        predicate: Callable[[dict[str, Any]], bool],
-        timeout: float | None = None,
-        what: str = "a frame",
-    ) -> dict[str, Any]:
-        """The first frame (already received or arriving within `timeout`) matching `predicate`."""
-        for frame in list(self.unmatched):
-            if predicate(frame):
-                self.unmatched.remove(frame)
-                return frame
-        deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                frame = self._read(left)
-            except TimeoutError:
-                break
-            except ConnectionClosed as closed:
-                raise AssertionError(
-                    f"connection closed ({closed}) while waiting for {what}; "
-                    f"frames so far: {self.frames}"
-                ) from None
-            if predicate(frame):
-                return frame
-            self.unmatched.append(frame)
-        raise AssertionError(
-            f"no {what} within {timeout or self.default_timeout} s on the connection served by "
-            f"{getattr(self, 'history', {}).get('served_by', '?')}; frames so far: {self.frames}"
-        )
-
-    def wait_for_message(self, text: str, timeout: float | None = None) -> dict[str, Any]:
-        return self.wait_for(
-            lambda frame: frame["type"] == "message" and frame["text"] == text,
-            timeout,
-            what=f"message {text!r}",
-        )
-
-    def wait_for_presence(self, online: Iterable[str], timeout: float | None = None) -> None:
-        """Until the nicks online (presence, its changes applied) are exactly `online`."""
-        expected = sorted(online)
-        if self.online == expected:
-            return
-        self.wait_for(
-            lambda frame: frame["type"].startswith("presence") and self.online == expected,
-            timeout,
-            what=f"presence {expected} (latest seen: {self.online})",
-        )
-
-    def drain(self, quiet: float = 0.3) -> None:
-        """Read whatever arrives until the connection is quiet for `quiet` seconds."""
-        while True:
-            try:
-                self.unmatched.append(self._read(quiet))
-            except TimeoutError:
-                return
 
 
 # --- docker --------------------------------------------------------------------------------------

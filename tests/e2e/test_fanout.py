@@ -7,18 +7,21 @@ import time
 
 import pytest
 
-from helpers import ChatClient, Stack, unique
+from chatclient import SyncChatClient
+from helpers import Stack, unique
 
 
 def expected_replicas(stack: Stack) -> int:
     return int(stack.expect.get("asgi_replicas") or len(stack.asgi_hostnames()))
 
 
-def clients_on_two_replicas(stack: Stack, room: str, attempts: int = 12) -> tuple[ChatClient, ...]:
+def clients_on_two_replicas(
+    stack: Stack, room: str, attempts: int = 12
+) -> tuple[SyncChatClient, ...]:
     """Connect until two members of `room` are served by different daphne containers; the extra
     connections are closed again."""
     first = stack.chat(room, nick="alice")
-    extra: list[ChatClient] = []
+    extra: list[SyncChatClient] = []
     try:
         for _ in range(attempts):
             candidate = stack.chat(room, nick="bob")

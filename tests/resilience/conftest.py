@@ -1,6 +1,7 @@
 """Fixtures of the resilience suite. It runs against a deployed stack described by the same
 E2E_* variables as tests/e2e (see tests/e2e/conftest.py) and shares that suite's helpers module
-(the Stack, the WebSocket ChatClient, wait_until), found through pytest.ini's pythonpath.
+(the Stack, wait_until) and the chat client of tests/chatclient.py, found through pytest.ini's
+pythonpath.
 
   E2E_DISRUPTIVE=1                      allow the tests that kill, restart or redeploy services
   DJCHAT_RESILIENCE_ENGINE_RESTART=1    also restart the Docker engine itself (CI only: every

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
 
-from helpers import ChatClient, Stack, unique
+from chatclient import SyncChatClient, handshake_status, run_blocking
+from helpers import Stack, unique
 from traffic import Conversation
 
 MAX_LENGTH = 2000  # CHAT_MAX_MESSAGE_LENGTH, the role's default
@@ -34,15 +34,15 @@ def conversation(stack: Stack) -> Iterator[Conversation]:
 
 
 @pytest.fixture
-def hostile(stack: Stack, conversation: Conversation) -> Iterator[ChatClient]:
+def hostile(stack: Stack, conversation: Conversation) -> Iterator[SyncChatClient]:
     """A client in the bystanders' room."""
     with stack.chat(conversation.room, nick=unique("hostile")[:32]) as client:
         yield client
 
 
-def answer_to(client: ChatClient, payload: str | bytes) -> dict:
+def answer_to(client: SyncChatClient, payload: str | bytes) -> dict:
     """Send one raw frame; return the first frame that is not presence or someone's message."""
-    client.connection.send(payload)
+    client.send_raw(payload)
     return client.wait_for(
         lambda frame: frame["type"] not in ("presence", "presence_change", "message"),
         timeout=15,
@@ -50,7 +50,7 @@ def answer_to(client: ChatClient, payload: str | bytes) -> dict:
     )
 
 
-def assert_still_usable(client: ChatClient) -> None:
+def assert_still_usable(client: SyncChatClient) -> None:
     client.send({"type": "ping"})
     client.wait_for(lambda frame: frame["type"] == "pong", timeout=10, what="pong")
 
@@ -97,7 +97,7 @@ FRAME_FINDINGS: dict[str, str] = {}
         for name in FRAMES
     ],
 )
-def test_bad_frame_gets_an_error_frame_and_the_connection_stays(hostile: ChatClient, case: str):
+def test_bad_frame_gets_an_error_frame_and_the_connection_stays(hostile: SyncChatClient, case: str):
     payload, code = FRAMES[case]
     answer = answer_to(hostile, payload)
     TRIED[f"error:{answer.get('code')}"] += 1
@@ -107,11 +107,11 @@ def test_bad_frame_gets_an_error_frame_and_the_connection_stays(hostile: ChatCli
     assert_still_usable(hostile)
 
 
-def test_frame_over_daphnes_limit_is_refused_cleanly(hostile: ChatClient):
+def test_frame_over_daphnes_limit_is_refused_cleanly(hostile: SyncChatClient):
     """Over daphne's frame limit (what the longest message needs, djchat.asgi_server): a 1009
     close frame, where daphne alone dropped the TCP connection (a finding of this suite until the
     app launched daphne) and buffered up to 1 MiB first."""
-    hostile.connection.send("x" * 2 * 1024 * 1024)
+    hostile.send_raw("x" * 2 * 1024 * 1024)
     try:
         answer = answer_to(hostile, json.dumps({"type": "ping"}))
     # Closed already when the ping is sent (ConnectionClosed), or while its answer is awaited
@@ -123,7 +123,9 @@ def test_frame_over_daphnes_limit_is_refused_cleanly(hostile: ChatClient):
     assert clean, f"a 2 MiB frame was answered {str(answer)[:300]}"
 
 
-def test_markup_and_control_characters_are_kept_as_plain_text(stack: Stack, hostile: ChatClient):
+def test_markup_and_control_characters_are_kept_as_plain_text(
+    stack: Stack, hostile: SyncChatClient
+):
     text = '<script>alert(1)</script><img src=x onerror="alert(2)"> \x00\x07 end'
     message = hostile.say(text)
     TRIED["stored-as-text"] += 1
@@ -135,7 +137,7 @@ def test_markup_and_control_characters_are_kept_as_plain_text(stack: Stack, host
     assert "<script>alert(1)" not in page.text, "the room page embeds message markup unescaped"
 
 
-def test_spoofed_fields_are_ignored(hostile: ChatClient):
+def test_spoofed_fields_are_ignored(hostile: SyncChatClient):
     own_nick = hostile.history.get("nick") or None
     hostile.send({"type": "message", "text": "spoof", "nick": "admin", "id": 999999, "room": "x"})
     message = hostile.wait_for_message("spoof")
@@ -170,7 +172,7 @@ def test_flood_beyond_the_rate_limit_is_refused_and_the_connection_stays(
         assert_still_usable(flooder)
 
 
-def test_ping_flood_is_answered_without_harm(hostile: ChatClient):
+def test_ping_flood_is_answered_without_harm(hostile: SyncChatClient):
     for _ in range(200):
         hostile.send({"type": "ping"})
     for n in range(200):
@@ -209,23 +211,15 @@ def test_slow_reader_gets_every_message_in_order_once_it_reads(
 # --- handshakes ------------------------------------------------------------------------------
 
 
-def handshake_status(stack: Stack, path: str, origin: str | None = "site") -> int:
+def status_of_handshake(stack: Stack, path: str, origin: str | None = "site") -> int:
     """The HTTP status a WebSocket handshake to `path` got (101 when accepted)."""
-    host = stack.origin.split("://", 1)[1]
-    scheme = "wss" if stack.tls else "ws"
-    options = {} if origin is None else {"origin": stack.origin if origin == "site" else origin}
-    try:
-        connection = connect(
-            f"{scheme}://{host}{path}",
+    return run_blocking(
+        handshake_status(
+            stack.ws_base_url + path,
+            origin=stack.origin if origin == "site" else origin,
             ssl=stack.ssl_context,
-            proxy=None,
-            open_timeout=10,
-            **options,
         )
-    except InvalidStatus as refused:
-        return refused.response.status_code
-    connection.close()
-    return 101
+    )
 
 
 LONG = "n" * 5000
@@ -259,7 +253,7 @@ HANDSHAKES = {
 @pytest.mark.parametrize("case", HANDSHAKES)
 def test_bad_handshake_is_refused_with_a_4xx(stack: Stack, room: str, case: str):
     path, origin = HANDSHAKES[case]
-    status = handshake_status(stack, path.format(room=room), origin)
+    status = status_of_handshake(stack, path.format(room=room), origin)
     TRIED[f"refused:{status}"] += 1
     assert 400 <= status < 500, f"{case}: handshake answered {status}, expected a 4xx refusal"
 

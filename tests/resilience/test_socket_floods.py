@@ -13,7 +13,8 @@ import time
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from helpers import ChatClient, Stack, logged_in_session, sign_up, unique
+from chatclient import SyncChatClient
+from helpers import Stack, logged_in_session, sign_up, unique
 
 RATE_BURST = 10  # djchat_chat_rate_limit_messages (the role's default), per socket and per account
 RATE_SECONDS = 10  # djchat_chat_rate_limit_seconds (the role's default)
@@ -34,7 +35,7 @@ def accounts(stack: Stack) -> dict[str, object]:
         session.close()
 
 
-def flood(sockets: list[ChatClient], per_socket: int) -> tuple[int, int, float]:
+def flood(sockets: list[SyncChatClient], per_socket: int) -> tuple[int, int, float]:
     """Every socket sends `per_socket` messages as fast as it can: (accepted, refused, seconds)."""
     started = time.monotonic()
     sent = {id(socket): [unique("flood") for _ in range(per_socket)] for socket in sockets}

@@ -1,28 +1,32 @@
-"""Background traffic for the resilience tests, built on tests/e2e/helpers.py (Stack, ChatClient,
-wait_until): chatters that keep talking while something hostile or broken happens, and count what
-they sent and what reached them. Loops are bounded in count and time; traffic goes only to the
-port nginx publishes on 127.0.0.1.
+"""Background traffic for the resilience tests, built on tests/e2e/helpers.py (Stack,
+wait_until) and the chat client (tests/chatclient.py): chatters that keep talking while something
+hostile or broken happens, and count what they sent and what reached them. Loops are bounded in
+count and time; traffic goes only to the port nginx publishes on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import random
+import asyncio
+import concurrent.futures
+import contextlib
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
 import requests
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
-from helpers import REPO_ROOT, ChatClient, Stack, unique, wait_until
+from chatclient import TRANSIENT, ChatClient, background_loop, run_blocking
+from helpers import REPO_ROOT, Stack, unique, wait_until
 
 
 @dataclass
 class Chatter:
     """One member that says something every `interval` seconds and records every message id and
-    text it receives. When its connection drops it reconnects (backoff with jitter) with
-    `since=<last id it has>`, as the protocol asks, and counts the reconnection."""
+    text it receives. When its connection drops it resumes (backoff with jitter) with
+    `since=<last id it has>`, as the protocol asks, and counts the reconnection. It runs as a
+    task on the chat clients' background loop, so the test's own thread stays free."""
 
     stack: Stack
     room: str
@@ -37,14 +41,15 @@ class Chatter:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._client: ChatClient | None = None
-        self._thread = threading.Thread(target=self._run, name=f"chatter-{self.nick}", daemon=True)
+        self.client: ChatClient = self.stack.chat_client(self.room, self.nick)
+        self._task: concurrent.futures.Future | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self) -> Chatter:
-        self._client = self._connect(deadline=time.monotonic() + 60)
-        self._thread.start()
+        run_blocking(self.client.connect(retry_for=60))
+        self._record_history()
+        self._task = asyncio.run_coroutine_threadsafe(self._run(), background_loop())
         return self
 
     def signal_stop(self) -> None:
@@ -52,10 +57,12 @@ class Chatter:
 
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), f"{self.nick} did not stop within {timeout} s"
-        if self._client is not None:
-            self._client.close()
+        if self._task is not None:
+            try:
+                self._task.result(timeout)
+            except concurrent.futures.TimeoutError:
+                raise AssertionError(f"{self.nick} did not stop within {timeout} s") from None
+        run_blocking(self.client.close())
 
     # --- what it saw ------------------------------------------------------------------------
 
@@ -66,92 +73,71 @@ class Chatter:
     def texts(self) -> set[str]:
         return set(self.received.values())
 
-    # --- internals --------------------------------------------------------------------------
-
-    def _record(self, frames: list[dict]) -> None:
-        for frame in frames:
-            if frame.get("type") == "message":
-                self.received[frame["id"]] = frame["text"]
-
-    def _connect(self, deadline: float) -> ChatClient:
-        delay = 0.2
-        while True:
-            try:
-                client = self.stack.chat(
-                    self.room, nick=self.nick, since=self.last_id or None, timeout=10
-                )
-            except (
-                OSError,
-                InvalidHandshake,
-                InvalidStatus,
-                TimeoutError,
-                AssertionError,
-            ) as error:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{self.nick} could not reconnect: {error!r}") from None
-                time.sleep(delay + random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
-                delay = min(delay * 2, 3.0)
-                continue
-            self._record(client.history_messages)
-            # At least once, without duplicates: what was sent but is not in the room's history
-            # (the server went away before storing it) is sent again on the new connection.
-            for text in [t for t in self.sent if t not in self.texts()]:
-                client.send({"type": "message", "text": text})
-                self.resent += 1
-            return client
-
     def collect(self) -> None:
         """Resume once more with `since` (retrying) and record what comes; send nothing."""
-        self._client = None
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with self.stack.chat(self.room, nick=self.nick, since=self.last_id or None) as c:
-                    self._record(c.history_messages)
-                    return
-            except (OSError, InvalidHandshake, InvalidStatus, TimeoutError, AssertionError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        run_blocking(self._collect())
 
-    def _reconnect(self) -> None:
-        if self._client is not None:
-            self._record(self._client.frames)
-            self._client.close()
+    # --- internals --------------------------------------------------------------------------
+
+    def _record(self, frame: dict) -> None:
+        if frame["type"] == "message":
+            self.received[frame["id"]] = frame["text"]
+
+    def _record_history(self) -> None:
+        for message in self.client.history_messages:
+            self._record(message)
+
+    async def _collect(self) -> None:
+        await self.client.resume(retry_for=60)
+        self._record_history()
+        await self.client.close()
+
+    async def _reconnect(self) -> bool:
         started = time.monotonic()
-        self._client = self._connect(deadline=started + 180)
+        try:
+            await self.client.resume(retry_for=180)
+        except TRANSIENT as error:
+            self.errors.append(f"{self.nick} could not reconnect: {error!r}")
+            return False
         self.reconnects += 1
         self.outage_seconds.append(time.monotonic() - started)
+        self._record_history()
+        # At least once, without duplicates: what was sent but is not in the room's history
+        # (the server went away before storing it) is sent again on the new connection. Should
+        # that one drop too, the next read finds out and this happens again.
+        with contextlib.suppress(ConnectionClosed, OSError):
+            for text in [t for t in self.sent if t not in self.texts()]:
+                await self.client.send({"type": "message", "text": text})
+                self.resent += 1
+        return True
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
+        client = self.client
         next_at = time.monotonic()
         while not self._stop.is_set():
-            client = self._client
-            assert client is not None
             try:
                 if time.monotonic() >= next_at:
                     text = unique(f"{self.nick}-says")
-                    client.send({"type": "message", "text": text})
+                    await client.send({"type": "message", "text": text})
                     self.sent.append(text)
                     next_at = time.monotonic() + self.interval
-                client.drain(quiet=0.2)
-                self._record(list(client.unmatched))
-                client.unmatched.clear()
+                # Short reads, so that a stop is seen within 0.2 s.
+                wait = min(0.2, max(0.0, next_at - time.monotonic()))
+                self._record(await client.recv(timeout=wait))
+            except TimeoutError:
+                continue
             except (ConnectionClosed, OSError) as error:
                 self.errors.append(repr(error))
-                if self._stop.is_set():
+                if self._stop.is_set() or not await self._reconnect():
                     return
-                try:
-                    self._reconnect()
-                except AssertionError as failure:
-                    self.errors.append(str(failure))
-                    return
-        if self._client is not None:
-            try:
-                self._client.drain(quiet=1.0)
-                self._record(list(self._client.unmatched))
-            except (ConnectionClosed, OSError) as error:
-                self.errors.append(repr(error))
+        # What is still in flight: read until the room is quiet for a second.
+        try:
+            while True:
+                self._record(await client.recv(timeout=1.0))
+        except TimeoutError:
+            pass
+        except (ConnectionClosed, OSError) as error:
+            self.errors.append(repr(error))
 
 
 class Conversation:
@@ -200,6 +186,8 @@ class Conversation:
             "messages_lost": sum(len(missing) for missing in lost.values()),
             "reconnects": sum(c.reconnects for c in self.chatters),
             "resent_after_reconnect": sum(c.resent for c in self.chatters),
+            # Ids a connection skipped (the server must fill them in before going on).
+            "id_gaps": sum(len(c.client.gaps) for c in self.chatters),
             "longest_outage_s": round(
                 max((s for c in self.chatters for s in c.outage_seconds), default=0), 1
             ),
@@ -216,6 +204,7 @@ class Conversation:
                 "missing_ids": sorted(ids.get(text, -1) for text in missing),
                 "ids_received": len(chatter.received),
                 "last_id": chatter.last_id,
+                "id_gaps": chatter.client.gaps,
             }
             for chatter in self.chatters
             if (missing := self.lost[chatter.nick])
