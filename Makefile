@@ -92,8 +92,8 @@ bench: base-images  ## Benchmarks: seed vs defaults vs max profiles (bench/resul
 # installs nothing whose hash is not in the lock. Existing pins are kept (no --upgrade): to move a
 # package, edit its pin or run pip-compile with --upgrade-package NAME. pip and setuptools stay
 # unpinned in requirements-dev.txt (its WARNING): the venv's own satisfy them.
-lock:  ## Re-resolve app/requirements.lock from app/requirements.in (as its header says), with hashes
-	cd app && $(BIN)/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.in
+lock:  ## Re-resolve app/requirements.lock from app/pyproject.toml's dependencies (as its header says), with hashes
+	cd app && $(BIN)/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 lock-dev:  ## Re-resolve requirements-dev.txt from requirements-dev.in, with hashes
 	CUSTOM_COMPILE_COMMAND="make lock-dev" $(BIN)/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in
