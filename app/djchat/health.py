@@ -3,14 +3,14 @@
 import logging
 import secrets
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from djchat.middleware import HOSTNAME, process_type
+from djchat.middleware import HOSTNAME, DualModeMiddleware, process_type
 
 logger = logging.getLogger(__name__)
 
@@ -63,21 +63,12 @@ def readyz(request):
 HEALTH_VIEWS = {"/healthz": healthz, "/readyz": readyz}
 
 
-class HealthCheckMiddleware:
+class HealthCheckMiddleware(DualModeMiddleware):
     """Answers /healthz and /readyz before Host validation and the HTTPS redirect.
 
     Container health checks call the process directly (Host: 127.0.0.1:8000, plain HTTP), which
     ALLOWED_HOSTS and SECURE_SSL_REDIRECT would otherwise turn into a 400 or a 301 in production.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
 
     def __call__(self, request):
         view = HEALTH_VIEWS.get(request.path)

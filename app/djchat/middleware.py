@@ -34,8 +34,9 @@ def served_by(request) -> str:
     return f"{process_type(request)}/{HOSTNAME}"
 
 
-class _ResponseHeaderMiddleware:
-    """Works natively in both the sync (gunicorn) and async (daphne) request paths."""
+class DualModeMiddleware:
+    """A middleware that runs natively in both the sync (gunicorn) and the async (daphne) request
+    paths: called from an async chain it is itself a coroutine function (async_mode)."""
 
     sync_capable = True
     async_capable = True
@@ -45,6 +46,10 @@ class _ResponseHeaderMiddleware:
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+
+
+class _ResponseHeaderMiddleware(DualModeMiddleware):
+    """Adds headers to every response (add_headers)."""
 
     def __call__(self, request):
         if self.async_mode:
