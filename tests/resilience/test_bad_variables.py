@@ -38,6 +38,7 @@ VALIDATION_TASKS = {
     "host and run redis, wsgi, asgi and nginx with Compose",
     f"{ROLE} : Check value ranges and cross-field rules",
     f"{ROLE} : Look for this project's nginx container",
+    f"{ROLE} : Note whether nginx is serving",
     f"{ROLE} : Probe the published ports",
     f"{ROLE} : Check that nothing but this stack's nginx listens on the published ports",
 }
