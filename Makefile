@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # (an older tarball, another checkout) cannot shadow the one this checkout links to itself.
 export ANSIBLE_HOME := $(CURDIR)/.ansible
 # The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
-SCENARIOS   ?= default tuned resilience dev
+SCENARIOS   ?= default tuned resilience dev cluster
 
 .PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-role test-molecule test-resilience bench lock lock-dev clean
 

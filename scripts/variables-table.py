@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("djchat_stack", "docker_engine", "base_images")
+ROLES = ("djchat_stack", "docker_engine", "base_images", "swarm")
 APP_BOUNDS = ROOT / "roles/djchat_stack/vars/main/app_bounds.yml"
 README = ROOT / "README.md"
 END = "<!-- END VARIABLES -->"

@@ -76,6 +76,7 @@ def test_the_tarball_ships_the_app_and_not_the_checkouts_tools(tarball):
         ("docker_engine", "djchat_docker_source"),
         ("base_images", "djchat_base_images_prefix"),
         ("djchat_stack", "djchat_asgi_replicas"),
+        ("swarm", "djchat_swarm_node_labels"),
     ],
 )
 def test_ansible_doc_lists_each_role_with_its_argument_specs(outside, role, option):
@@ -98,7 +99,7 @@ def test_ansible_doc_shows_the_module(outside):
 
 def test_the_playbooks_run_by_their_collection_name(outside):
     root, env = outside
-    for playbook in ("site", "teardown", "status", "rollback", "engine", "base_images"):
+    for playbook in ("site", "teardown", "status", "rollback", "engine", "base_images", "swarm"):
         checked = run(
             str(BIN / "ansible-playbook"), f"{FQCN}.{playbook}", "--syntax-check",
             "-i", "localhost,", cwd=root, env=env,
