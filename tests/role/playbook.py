@@ -23,6 +23,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def local_inventory(path: Path) -> str:
+    """An inventory file at `path` holding this machine as the one host of the group djchat, as
+    root without become (for playbooks that run on `djchat`); its path, for run_playbook."""
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_become": False,  # root already
+    }
+    path.write_text(json.dumps({"djchat": {"hosts": {"localhost": host}}}))
+    return str(path)
+
+
 @dataclass
 class PlaybookRun:
     returncode: int

@@ -5,11 +5,9 @@ images carry every fix those suites had when they were built (apt finds nothing 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook import REPO_ROOT, run_playbook
+from playbook import REPO_ROOT, local_inventory, run_playbook
 
 # What `make base-images` builds (make test-role runs it first); another prefix for a scratch build.
 PREFIX = os.environ.get("DJCHAT_TEST_BASE_IMAGES_PREFIX", "djchat-local")
@@ -110,22 +108,6 @@ def test_a_mirror_not_signed_by_debians_archive_key_stops_the_bootstrap(tmp_path
     handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "mirror"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    inventory = tmp_path / "inventory.json"
-    inventory.write_text(
-        json.dumps(
-            {
-                "djchat": {
-                    "hosts": {
-                        "localhost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": sys.executable,
-                            "ansible_become": False,  # root already
-                        }
-                    }
-                }
-            }
-        )
-    )
     prefix = f"djchat-supplytest-{uuid.uuid4().hex[:8]}"
     project = tmp_path / "project"
     try:
@@ -136,7 +118,7 @@ def test_a_mirror_not_signed_by_debians_archive_key_stops_the_bootstrap(tmp_path
                 "djchat_base_images_build_dir": str(project),
                 "djchat_debian_mirror": f"http://127.0.0.1:{server.server_port}/debian",
             },
-            inventory=str(inventory),
+            inventory=local_inventory(tmp_path / "inventory.json"),
         )
     finally:
         server.shutdown()

@@ -6,9 +6,7 @@ container; a first start without a readable password file stops with a message."
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from playbook import REPO_ROOT, free_port, run_playbook
+from playbook import REPO_ROOT, free_port, local_inventory, run_playbook
 
 IMAGE = "djchat-local/postgres:bookworm"  # the role's defaults with the extra image
 PASSWORD = "a-long-test-password-" + uuid.uuid4().hex
@@ -33,26 +31,10 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    inventory = tmp_path_factory.mktemp("inventory") / "hosts.json"
-    inventory.write_text(
-        json.dumps(
-            {
-                "djchat": {
-                    "hosts": {
-                        "localhost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": sys.executable,
-                            "ansible_become": False,  # root already
-                        }
-                    }
-                }
-            }
-        )
-    )
     built = run_playbook(
         REPO_ROOT / "playbooks/base_images.yml",
         {"djchat_base_images_extra": ["postgres"]},
-        inventory=str(inventory),
+        inventory=local_inventory(tmp_path_factory.mktemp("inventory") / "hosts.json"),
         timeout=900,
     )
     assert built.returncode == 0, built.output
