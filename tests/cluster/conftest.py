@@ -1,0 +1,41 @@
+"""Fixtures of the cluster suite. The nodes under test are described by environment variables
+(molecule/cluster/verify.yml sets them):
+
+  CLUSTER_URLS      the base URL of each node's nginx, in node order, comma-separated
+                    (http://127.0.0.1:18301,http://127.0.0.1:18302,...)
+  CLUSTER_PROJECT   the stack's name (djchat_compose_project)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import Stack, unique, wait_until
+
+
+@pytest.fixture(scope="session")
+def nodes() -> list[Stack]:
+    project = os.environ.get("CLUSTER_PROJECT", "djchat")
+    urls = [url for url in os.environ.get("CLUSTER_URLS", "").split(",") if url]
+    assert len(urls) >= 2, f"CLUSTER_URLS names {len(urls)} node(s); the cluster suite needs two or more"
+    stacks = [
+        Stack(base_url=url, http_url=url, project=project, project_dir=Path("/srv") / project)
+        for url in urls
+    ]
+    # The home page (/readyz answers a node's own host only: these requests come from this machine).
+    for stack in stacks:
+        wait_until(
+            lambda stack=stack: stack.get("/", timeout=5).status_code == 200,
+            timeout=60,
+            interval=1.0,
+            what=f"{stack.base_url} to render its home page",
+        )
+    return stacks
+
+
+@pytest.fixture
+def room() -> str:
+    return unique("cluster")
