@@ -357,7 +357,7 @@ def test_validation_refuses_a_malformed_image_reference_naming_the_variables(
     result, render = reference_runs[reference]
     assert result.returncode != 0
     assert any(
-        "djchat_python_image, djchat_nginx_image and djchat_redis_image must be image references"
+        "djchat_python_image, djchat_nginx_image, djchat_redis_image and djchat_postgres_image must be image references"
         in message
         for message in result.failure_messages
     ), result.failure_messages or result.output
