@@ -63,6 +63,17 @@ class Swarm:
     def docker(self, *args: str) -> str:
         return docker("exec", self.manager, "docker", *args).stdout
 
+    def image(self, service: str) -> str:
+        """The image the service's definition names (its tasks roll to it)."""
+        spec = self.docker(
+            "service",
+            "inspect",
+            f"{self.project}_{service}",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        )
+        return spec.strip().split("@", 1)[0]
+
     def running(self, service: str) -> list[str]:
         """The nodes the service's running tasks are on."""
         tasks = [

@@ -357,8 +357,8 @@ def test_validation_refuses_a_malformed_image_reference_naming_the_variables(
     result, render = reference_runs[reference]
     assert result.returncode != 0
     assert any(
-        "djchat_python_image, djchat_nginx_image, djchat_redis_image and djchat_postgres_image must be image references"
-        in message
+        "djchat_python_image, djchat_nginx_image, djchat_redis_image and djchat_postgres_image "
+        "must be image references" in message
         for message in result.failure_messages
     ), result.failure_messages or result.output
     assert not (render / "build_args.json").exists()
