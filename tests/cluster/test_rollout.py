@@ -3,6 +3,7 @@ lost message, and a release whose steps fail never replaces the one that serves.
 
 The changed code is a copy of app/ given to the role as djchat_app_source_dir: one comment line
 more in a module (a new content-derived image tag, nothing else), or a release step that fails.
+The next converge with the scenario's own source (test_scaling.py's) returns to its release.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-
-import pytest
 
 from conftest import Swarm
 from helpers import REPO_ROOT, Stack
@@ -91,10 +90,3 @@ def test_a_release_whose_step_fails_stops_before_the_serving_services(
     assert swarm.image("wsgi") == serving
     assert swarm.image("asgi") == serving
     assert http["requests_failed"] == 0, http
-
-
-@pytest.fixture(autouse=True, scope="module")
-def converge_back(nodes: list[Stack]):
-    """The scenario's own release again once the tests are done (what the later tests expect)."""
-    yield
-    playbook(nodes[0], "site.yml")
