@@ -16,10 +16,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # ansible.cfg's collections_path; kept in the checkout, a djchat.stack installed into ~/.ansible
 # (an older tarball, another checkout) cannot shadow the one this checkout links to itself.
 export ANSIBLE_HOME := $(CURDIR)/.ansible
-# The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
-SCENARIOS   ?= default tuned resilience dev cluster
+# The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one. The
+# cluster scenario runs apart (`make test-cluster`, README "Testing"): this machine's runc fails about
+# one `docker exec` in tens of thousands ("read init-p: connection reset by peer"), and its thousands
+# of execs into the nodes per converge made it fail CI about every other run.
+SCENARIOS   ?= default tuned resilience dev
 
-.PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-role test-molecule test-resilience bench lock lock-dev clean
+.PHONY: help venv system-deps engine base-images deploy teardown status lint scan test test-app test-role test-molecule test-resilience test-cluster bench lock lock-dev clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -82,6 +85,9 @@ test-molecule: base-images  ## Every Molecule scenario, converge to destroy
 
 test-resilience: base-images  ## The resilience scenario (faults, hostile input, redeploy under load)
 	$(BIN)/molecule test -s resilience
+
+test-cluster: base-images  ## The cluster scenario: three Docker-in-Docker nodes on Swarm (about 25 min)
+	$(BIN)/molecule test -s cluster
 
 test: lint test-app test-role test-molecule  ## Everything CI runs
 
