@@ -382,8 +382,11 @@ class Bench:
             results[endpoint] = rows
         return results
 
-    def wsload(self, argv: list[str], name: str, timeout: float) -> dict:
-        cmd = [sys.executable, str(BENCH / "wsload.py"), "--url", self.ws_url, *argv]
+    def wsload(
+        self, argv: list[str], name: str, timeout: float, urls: list[str] | None = None
+    ) -> dict:
+        url = ",".join(urls or [self.ws_url])
+        cmd = [sys.executable, str(BENCH / "wsload.py"), "--url", url, *argv]
         # wsload.py's clients are the shared chat client, tests/chatclient.py.
         path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -401,7 +404,15 @@ class Bench:
             raise SystemExit(f"wsload {name} failed; see {self.logs}/{name}.log")
         return json.loads(completed.stdout.strip().splitlines()[-1])
 
-    def fanout(self, profile: str, round_index: int = 0) -> dict:
+    def fanout(
+        self,
+        profile: str,
+        round_index: int = 0,
+        urls: list[str] | None = None,
+        measure: list[str] | None = None,
+    ) -> dict:
+        """The fan-out load on the bench project, or on other URLs (bench/cluster.py: a cluster's
+        nodes) with other CPU accounting (measure: wsload.py's --nodes)."""
         load = self.load
         bound = 60 + len(load.fan_rates) * (load.fan_step_seconds + load.fan_drain_seconds + 5)
         result = self.wsload(
@@ -419,13 +430,11 @@ class Bench:
                 str(load.fan_step_seconds),
                 "--drain-seconds",
                 str(load.fan_drain_seconds),
-                "--project",
-                self.project,
-                "--port",
-                str(self.port),
+                *(measure or ["--project", self.project, "--port", str(self.port)]),
             ],
             f"{profile}-fanout-{round_index + 1}",
             timeout=bound,
+            urls=urls,
         )
         for step in result["steps"]:
             log(

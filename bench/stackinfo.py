@@ -81,15 +81,13 @@ def _cgroup_cpu_seconds(container_id: str) -> float | None:
     return None
 
 
-def cpu_by_container(project: str) -> dict[str, float]:
-    """CPU seconds used so far by each running container of the project."""
+def cpu_by_container(project: str, selector: str | None = None) -> dict[str, float]:
+    """CPU seconds used so far by each running container of the project (or of a `docker ps`
+    filter: name=^djchat-cluster- for the cluster scenario's nodes)."""
+    selector = selector or f"label=com.docker.compose.project={project}"
     out = run(
-        [
-            "docker", "ps", "--no-trunc",
-            "--filter", f"label=com.docker.compose.project={project}",
-            "--format", "{{.ID}} {{.Names}}",
-        ]
-    )  # fmt: skip
+        ["docker", "ps", "--no-trunc", "--filter", selector, "--format", "{{.ID}} {{.Names}}"]
+    )
     usage = {}
     for line in out.splitlines():
         container_id, name = line.split()
@@ -104,25 +102,37 @@ def service_name(container: str) -> str:
     return container.rsplit("-", 2)[-2]
 
 
-def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """CPU seconds per service between two cpu_by_container() readings."""
-    return {
-        service_name(name): round(after[name] - before[name], 3) for name in after if name in before
-    }
+def cpu_delta(
+    before: dict[str, float], after: dict[str, float], key=service_name
+) -> dict[str, float]:
+    """CPU seconds per service (or per container, with key=str) between two cpu_by_container()
+    readings."""
+    return {key(name): round(after[name] - before[name], 3) for name in after if name in before}
 
 
 class CpuMeter:
-    """CPU the stack's containers and the engine's helpers spend between start() and stop()."""
+    """CPU the stack's containers and the engine's helpers spend between start() and stop().
 
-    def __init__(self, project: str | None, port: int):
+    With nodes (a name prefix: the cluster scenario's Docker-in-Docker nodes), the CPU of those
+    containers, per node: every process of the stack on a node, the node's own engine among them.
+    The host engine's helpers are not counted then (the nodes' engines run processes of the same
+    names, which /proc cannot tell from the host's)."""
+
+    def __init__(self, project: str | None, port: int, nodes: str | None = None):
         self.project, self.port = project, port
+        self.selector = f"name=^{nodes}" if nodes else None
 
     def start(self) -> None:
-        if self.project:
+        if self.selector:
+            self.containers = cpu_by_container("", self.selector)
+        elif self.project:
             self.containers = cpu_by_container(self.project)
             self.engine = engine_cpu(self.project, self.port)
 
     def stop(self) -> dict:
+        if self.selector:
+            after = cpu_by_container("", self.selector)
+            return {"stack_cpu_seconds": cpu_delta(self.containers, after, key=str)}
         if not self.project:
             return {}
         engine = engine_cpu(self.project, self.port)

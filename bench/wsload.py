@@ -57,6 +57,11 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[rank]
 
 
+def http_form(ws_url: str) -> str:
+    """The page's origin for a WebSocket URL: ws://host:port -> http://host:port."""
+    return ws_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -72,18 +77,20 @@ class StepStats:
 class Load:
     """The clients of one run and what they received."""
 
-    def __init__(self, base_url: str, origin: str):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_urls: list[str], origin: str | None):
+        self.base_urls = [url.rstrip("/") for url in base_urls]
         self.origin = origin
         self.steps: dict[int, StepStats] = {}
         self.readers: dict[ChatClient, asyncio.Task] = {}
 
-    def client(self, room: str, nick: str) -> ChatClient:
+    def client(self, room: str, nick: str, index: int = 0) -> ChatClient:
+        """A client of the index-th base URL, round robin (a cluster's nodes, each its own URL)."""
+        base_url = self.base_urls[index % len(self.base_urls)]
         return ChatClient(
-            self.base_url,
+            base_url,
             room,
             nick,
-            origin=self.origin,
+            origin=self.origin or http_form(base_url),
             timeout=CONNECT_TIMEOUT_S,
             record=False,  # frames are counted as they come, not kept
             compression=None,  # the measured cost is the stack's, not zlib's in this client
@@ -204,8 +211,9 @@ def spread_senders(rooms: list[str], members: dict[str, list[ChatClient]]) -> li
 async def fanout(args: argparse.Namespace) -> dict:
     load = Load(args.url, args.origin)
     rooms = [f"{args.room_prefix}-{r}" for r in range(args.rooms)]
+    # With several URLs (nodes), each room's members, its sender among them, span all of them.
     members = {
-        room: [load.client(room, f"b{r}c{c}") for c in range(args.clients)]
+        room: [load.client(room, f"b{r}c{c}", index=r + c) for c in range(args.clients)]
         for r, room in enumerate(rooms)
     }
     clients = [client for room in rooms for client in members[room]]
@@ -234,7 +242,7 @@ async def fanout(args: argparse.Namespace) -> dict:
     for step, rate in enumerate(args.rates):
         per_room = rate / args.rooms
         host_before = stackinfo.host_cpu_times()
-        meter = stackinfo.CpuMeter(args.project, args.port)
+        meter = stackinfo.CpuMeter(args.project, args.port, args.nodes)
         meter.start()
         cpu_before = cpu_seconds()
         step_start = time.perf_counter()
@@ -345,7 +353,7 @@ async def capacity(args: argparse.Namespace) -> dict:
             if stop.is_set() or time.perf_counter() > deadline:
                 return
             room = f"{args.room_prefix}-{index // args.per_room}"
-            client = load.client(room, f"i{index}")
+            client = load.client(room, f"i{index}", index=index)
             try:
                 await load.open(
                     client,
@@ -423,11 +431,16 @@ async def capacity(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:18090", help="WebSocket base URL (nginx)")
+    parser.add_argument(
+        "--url",
+        type=lambda s: s.split(","),
+        default=["ws://127.0.0.1:18090"],
+        help="WebSocket base URL (nginx); a comma list spreads the clients over them (a cluster's nodes)",
+    )
     parser.add_argument(
         "--origin",
         default=None,
-        help="Origin header (default: the http:// form of --url)",
+        help="Origin header (default: the http:// form of each client's --url)",
     )
     parser.add_argument("--room-prefix", default="bench")
     parser.add_argument("--concurrency", type=int, default=64, help="handshakes in flight at once")
@@ -439,6 +452,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     fan.add_argument("--rooms", type=int, default=10)
     fan.add_argument("--project", default=None, help="compose project whose CPU time is measured")
     fan.add_argument("--port", type=int, default=18090, help="published port (docker-proxy)")
+    fan.add_argument(
+        "--nodes",
+        default=None,
+        help="measure the CPU of the containers named with this prefix (a cluster's nodes) instead",
+    )
     fan.add_argument(
         "--clients", type=int, default=20, help="clients per room, the sender included"
     )
@@ -498,12 +516,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="raise the file limit of this port's docker-proxy process (see bench/README.md)",
     )
-    args = parser.parse_args(argv)
-    if args.origin is None:
-        args.origin = (
-            args.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
-        )
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
