@@ -69,8 +69,17 @@ class ClusterBench:
         }
 
     def molecule(self, action: str, name: str, *ansible_args: str) -> float:
-        """`molecule <action> -s cluster` from the snapshot; returns its wall time."""
-        argv = [str(self.host.bin / "molecule"), action, "-s", "cluster"]
+        """`molecule <action> -s cluster` from the snapshot; returns its wall time. The snapshot
+        has no .git, from which Molecule finds the shared base config: it is named here."""
+        base = self.host.src / ".config" / "molecule" / "config.yml"
+        argv = [
+            str(self.host.bin / "molecule"),
+            "--base-config",
+            str(base),
+            action,
+            "-s",
+            "cluster",
+        ]
         if ansible_args:
             argv += ["--", *ansible_args]
         _, seconds = self.host.sh(
