@@ -234,6 +234,34 @@ class Stack:
     def logs_hint(self, service: str = "") -> str:
         return f"(see `docker compose -p {self.project} logs {service}`)".replace(" )", ")")
 
+    def playbook(
+        self, name: str, *extra: str, timeout: float = 300, check: bool = True
+    ) -> Playbook:
+        """Run playbooks/<name> as the scenario converges (E2E_RECONVERGE_COMMAND with <name> for
+        site.yml: same inventory and Ansible), without colours; its output and changed count.
+        With check, it must succeed."""
+        *command, site = self.reconverge_command
+        result = subprocess.run(
+            [*command, str(Path(site).with_name(name)), *extra],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+        )
+        assert result.returncode == 0 or not check, (
+            f"{name} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        )
+        changed = sum(int(n) for n in re.findall(r"\bchanged=(\d+)", result.stdout))
+        return Playbook(output=result.stdout, changed=changed, returncode=result.returncode)
+
+
+@dataclass
+class Playbook:
+    output: str  # stdout: the tasks' results and the recap
+    changed: int  # the recap's changed count, over every host
+    returncode: int
+
 
 # --- accounts ------------------------------------------------------------------------------------
 
