@@ -35,16 +35,7 @@ def parse_size(text: str) -> int:
 
 
 def project_containers(project: str) -> list[str]:
-    out = run(
-        [
-            "docker",
-            "ps",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            "--format",
-            "{{.Names}}",
-        ]
-    )
+    out = run(["docker", "ps", "--filter", project_selector(project), "--format", "{{.Names}}"])
     return sorted(out.split())
 
 
@@ -81,10 +72,14 @@ def _cgroup_cpu_seconds(container_id: str) -> float | None:
     return None
 
 
-def cpu_by_container(project: str, selector: str | None = None) -> dict[str, float]:
-    """CPU seconds used so far by each running container of the project (or of a `docker ps`
-    filter: name=^djchat-cluster- for the cluster scenario's nodes)."""
-    selector = selector or f"label=com.docker.compose.project={project}"
+def project_selector(project: str) -> str:
+    """The `docker ps --filter` of a compose project's containers."""
+    return f"label=com.docker.compose.project={project}"
+
+
+def cpu_by_container(selector: str) -> dict[str, float]:
+    """CPU seconds used so far by each running container `docker ps --filter <selector>` lists
+    (project_selector(project), or name=^djchat-cluster- for the cluster scenario's nodes)."""
     out = run(
         ["docker", "ps", "--no-trunc", "--filter", selector, "--format", "{{.ID}} {{.Names}}"]
     )
@@ -120,24 +115,24 @@ class CpuMeter:
 
     def __init__(self, project: str | None, port: int, nodes: str | None = None):
         self.project, self.port = project, port
-        self.selector = f"name=^{nodes}" if nodes else None
+        self.nodes = nodes
+        self.selector = f"name=^{nodes}" if nodes else (project and project_selector(project))
 
     def start(self) -> None:
         if self.selector:
-            self.containers = cpu_by_container("", self.selector)
-        elif self.project:
-            self.containers = cpu_by_container(self.project)
+            self.containers = cpu_by_container(self.selector)
+        if self.project and not self.nodes:
             self.engine = engine_cpu(self.project, self.port)
 
     def stop(self) -> dict:
-        if self.selector:
-            after = cpu_by_container("", self.selector)
-            return {"stack_cpu_seconds": cpu_delta(self.containers, after, key=str)}
-        if not self.project:
+        if not self.selector:
             return {}
+        after = cpu_by_container(self.selector)
+        if self.nodes:
+            return {"stack_cpu_seconds": cpu_delta(self.containers, after, key=str)}
         engine = engine_cpu(self.project, self.port)
         return {
-            "stack_cpu_seconds": cpu_delta(self.containers, cpu_by_container(self.project)),
+            "stack_cpu_seconds": cpu_delta(self.containers, after),
             "engine_cpu_seconds": {
                 k: round(engine[k] - self.engine.get(k, 0.0), 3) for k in engine
             },
@@ -157,12 +152,7 @@ def engine_cpu(project: str, port: int) -> dict[str, float]:
     dockerd and containerd (shared with every other project on the machine), the shims of this
     project's containers (they copy the containers' stdout, i.e. the access logs) and the
     docker-proxy of the bench port."""
-    out = run(
-        [
-            "docker", "ps", "--no-trunc", "-q",
-            "--filter", f"label=com.docker.compose.project={project}",
-        ]
-    )  # fmt: skip
+    out = run(["docker", "ps", "--no-trunc", "-q", "--filter", project_selector(project)])
     ids = set(out.split())
     usage: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
