@@ -19,7 +19,7 @@ export ANSIBLE_HOME := $(CURDIR)/.ansible
 # The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
 SCENARIOS   ?= default tuned resilience dev cluster
 
-.PHONY: help venv system-deps engine base-images deploy teardown status logs lint scan test test-app test-role test-molecule test-resilience test-cluster bench bench-cluster lock lock-dev clean
+.PHONY: help venv system-deps engine base-images deploy teardown status logs backup lint scan test test-app test-role test-molecule test-resilience test-cluster bench bench-cluster lock lock-dev clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ status: venv  ## Table of services: health, restarts, CPU, memory, images
 
 logs: venv  ## Follow the local stack's logs (SERVICE=asgi for one); playbooks/logs.yml shows the last lines
 	docker compose --project-name djchat logs --follow --timestamps $(SERVICE)
+
+backup: venv  ## Back up the local stack's database and Redis (playbooks/backup.yml; /var/backups/djchat)
+	$(BIN)/ansible-playbook playbooks/backup.yml
 
 lint: venv  ## yamllint, ansible-lint (production profile), ruff, hadolint (app/Dockerfile)
 	$(BIN)/python scripts/app-bounds.py --check

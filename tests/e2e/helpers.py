@@ -320,15 +320,17 @@ def logged_in_session(
 
 
 def docker(
-    *args: str, timeout: float = 120, check: bool = True
+    *args: str, timeout: float = 120, check: bool = True, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI; a failure raises with its output so the test report shows it."""
+    """Run the docker CLI (`input_text` on its stdin); a failure raises with its output so the
+    test report shows it."""
     result = subprocess.run(
         ["docker", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        input=input_text,
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -71,6 +71,18 @@ def test_containers_drop_privileges(stack: Stack):
         )
 
 
+def test_containers_log_through_the_configured_driver(stack: Stack):
+    driver = stack.expect.get("log_driver", "json-file")
+    for container in stack.containers():
+        config = container.attrs["HostConfig"]["LogConfig"]
+        assert config["Type"] == driver, f"{container.name} logs through {config['Type']}"
+        if driver in ("json-file", "local"):
+            assert config["Config"].get("max-file") == str(stack.expect["log_max_files"]), config
+    # Whatever the driver, the engine still reads them back (logs.yml, `docker compose logs`).
+    nginx = stack.service("nginx")
+    assert nginx.logs(tail=50).strip(), f"no log lines from {nginx.name} through {driver}"
+
+
 def dockerfiles(stack: Stack) -> list:
     return sorted(
         path

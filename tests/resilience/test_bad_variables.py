@@ -135,6 +135,12 @@ def cases(port_taken: int) -> list[Case]:
             "djchat_django_extra_env",
         ),
         Case("bad-image-tag", {"djchat_app_image_tag": "v1 final!"}, "djchat_app_image_tag"),
+        Case("bad-log-driver", {"djchat_log_driver": "json file"}, "djchat_log_driver"),
+        Case(
+            "log-option-not-a-value",
+            {"djchat_log_options": {"tag": ["a", "list"]}},
+            "djchat_log_options",
+        ),
         Case(
             "zero-worker-connections",
             {"djchat_nginx_worker_connections": 0},

@@ -1,0 +1,62 @@
+"""playbooks/backup.yml and restore.yml: what a stack held comes back into a fresh one.
+
+Messages and an account are made through nginx as people make them; a backup is taken while the
+stack serves; teardown with purge removes the stack, its volumes and its project directory; a
+fresh converge brings up an empty stack; the restore puts the data back. The account logs in
+with its password again and the room's history is the same, ids included, and goes on from there.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from helpers import Stack, logged_in_session, sign_up, unique
+
+ARCHIVE = re.compile(r"Backup (/\S+\.tar\.gz): sqlite database, (\d+) Redis keys")
+
+
+def said(playbook) -> str:
+    """The play's output with its line wrapping undone (the callback folds long messages)."""
+    return " ".join(playbook.output.split())
+
+
+@pytest.mark.disruptive
+@pytest.mark.timeout(1800)  # the fresh converge rebuilds the app image
+def test_backup_then_purge_then_restore_brings_back_history_and_logins(stack: Stack, room: str):
+    if not stack.reconverge_command:
+        pytest.skip("E2E_RECONVERGE_COMMAND is not set")
+    username, password = sign_up(stack, "keeper")
+    session = logged_in_session(stack, username, password)
+    with stack.chat(room, cookies=session.cookies) as author:
+        sent = [author.say(unique(f"kept{n}")) for n in range(3)]
+
+    made = stack.playbook("backup.yml")
+    found = ARCHIVE.search(said(made))
+    assert found, made.output[-3000:]
+    archive = Path(found.group(1))
+    mode = archive.stat()
+    assert (stat.S_IMODE(mode.st_mode), mode.st_uid) == (0o600, 0), "root's alone"
+
+    stack.playbook("teardown.yml", "-e", "djchat_teardown_purge=true", timeout=600)
+    assert not stack.project_dir.exists()
+    assert archive.exists(), "a purge keeps the backups"
+    stack.playbook("site.yml", timeout=1500)
+    stack.wait_ready(timeout=180)
+    with stack.chat(room, nick="visitor") as empty:
+        assert empty.history_messages == [], "the fresh stack starts empty"
+
+    restored = stack.playbook("restore.yml")
+    assert f"Restored {archive.name}" in said(restored), restored.output[-3000:]
+    stack.wait_ready(timeout=180)
+
+    session = logged_in_session(stack, username, password)
+    with stack.chat(room, cookies=session.cookies) as returner:
+        assert returner.history_messages == sent
+        after = returner.say(unique("after"))
+    assert after["id"] == sent[-1]["id"] + 1, "ids go on from the restored history"
+    assert after["nick"] == username
+    assert stack.get(f"/api/rooms/{room}/messages?since=0").json() == [*sent, after]
