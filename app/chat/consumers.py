@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import protocol
+from chat import metrics, protocol
 from chat.handshake import Admission
 from chat.protocol import ErrorCode, ProtocolError
 from chat.ratelimit import TokenBucket
@@ -78,6 +78,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.groups.append(self.group)  # so channels discards it however the socket ends
         await self.accept()
+        await metrics.acount(metrics.WEBSOCKETS_OPENED)
         await self.send_history()
         snapshot = await presence.touch(self.room, self.channel_name, self.nick)
         await self.send_presence_if_changed(snapshot.online)  # the whole list, to this one only
@@ -113,6 +114,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Channels has already left the groups in self.groups.
         if not hasattr(self, "group"):  # connect() failed before joining
             return
+        await metrics.acount(metrics.WEBSOCKETS_CLOSED)
         if self.admission.author_id is not None:
             await quotas.release_socket(self.admission.author_id, self.channel_name)
         if self.heartbeat is not None:
@@ -148,6 +150,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if refusal is None:
             await self.post(frame.text)
         else:
+            await metrics.acount(metrics.MESSAGES_REFUSED)
             await self.send_error(ErrorCode.RATE_LIMITED, refusal)
 
     async def post(self, text: str) -> None:
@@ -165,6 +168,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_send(
             self.group, {"type": "chat.message", "message": message}
         )
+        await metrics.acount(metrics.MESSAGES)
 
     # --- events from the channel layer --------------------------------------------------------
 

@@ -3,7 +3,7 @@ import contextlib
 from django.conf import settings
 from django.contrib.auth import login
 from django.core.cache import cache
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -12,8 +12,10 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.generic import CreateView
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from chat import metrics as chat_metrics
 from chat.forms import OpenRoomForm, SignUpForm
 from chat.services import messages
 from chat.validation import MESSAGE_ID_MAX, NICK_MAX_LENGTH, parse_message_id
@@ -109,3 +111,17 @@ class SignUpView(CreateView):
         context = super().get_context_data(**kwargs)
         context["next"] = self.request.POST.get("next") or self.request.GET.get("next", "")
         return context
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """The stack's counters and the forwarding nginx's figures, in Prometheus's text format
+    (chat.metrics); 404 unless METRICS_ENABLED. nginx serves it to allowed addresses only."""
+    if not settings.METRICS_ENABLED:
+        raise Http404("metrics are off")
+    try:
+        registry = chat_metrics.registry_for(request.META.get("REMOTE_ADDR", ""))
+    except RedisError:
+        return HttpResponse("Redis did not answer\n", status=503, content_type="text/plain")
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

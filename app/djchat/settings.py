@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from djchat import config
-from djchat.env import env_bool, env_bounded, env_choice, env_list, env_str
+from djchat.env import env_bool, env_bounded, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "djchat.middleware.ServedByMiddleware",
     # Before anything that validates the Host header or redirects to HTTPS (see its docstring).
     "djchat.health.HealthCheckMiddleware",
+    # Below the health checks, which it does not count.
+    "chat.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "djchat.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -196,6 +198,14 @@ CHAT_PRESENCE_TTL = env_bounded("CHAT_PRESENCE_TTL")
 CHAT_MAX_ROOMS = env_bounded("CHAT_MAX_ROOMS")
 # Seconds the home page's "Recently active" list is served from the cache (0 = never cached).
 CHAT_ROOM_LIST_CACHE_SECONDS = env_bounded("CHAT_ROOM_LIST_CACHE_SECONDS")
+
+# --- Metrics (chat.metrics) -------------------------------------------------------------------
+
+# /metrics in Prometheus's format, and the counters behind it (one Redis command per counted
+# request, socket or message): off unless asked for. nginx decides who may read it.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+# The port of the stub_status of the nginx that forwards a scrape (0: none to read).
+METRICS_NGINX_STATUS_PORT = env_int("METRICS_NGINX_STATUS_PORT", 0, minimum=0, maximum=65535)
 
 # --- Static files -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from djchat import health
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", chat_views.metrics, name="metrics"),
     path("accounts/signup/", chat_views.SignUpView.as_view(), name="signup"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -23,7 +23,9 @@ APP_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 # Variables the app reads; a subprocess gets exactly the ones a test gives it, never the caller's.
-_APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "CHANNEL_LAYER_", "CHAT_", "GUNICORN_")
+_APP_VARIABLE_PREFIXES = (
+    "DJANGO_", "DATABASE_", "REDIS_", "CHANNEL_LAYER_", "CHAT_", "GUNICORN_", "METRICS_",
+)  # fmt: skip
 
 
 def free_port() -> int:

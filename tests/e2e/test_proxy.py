@@ -342,6 +342,19 @@ def test_the_admin_answers_an_allowed_address_directly_or_through_the_balancer(s
     assert through.status == 200, through
 
 
+def test_metrics_answer_allowed_addresses_only(stack: Stack, peers):
+    if not stack.expect.get("metrics_enabled"):
+        pytest.skip("djchat_metrics_enabled is off in this scenario")
+    assert peers["stranger"].get("/metrics").status == 403
+    need(peers, "operator")
+    allowed = [ipaddress.ip_network(r) for r in stack.expect.get("metrics_allowed_addresses", [])]
+    if not any(ipaddress.ip_address(peers["operator"].address) in r for r in allowed):
+        pytest.skip("the operator peer is outside djchat_metrics_allowed_addresses")
+    direct = 301 if public_scheme(stack) == "https" and not stack.tls else 200
+    answer = peers["operator"].get("/metrics", **{"X-Forwarded-Proto": public_scheme(stack)})
+    assert answer.status == direct, answer
+
+
 def test_readyz_answers_the_balancers_health_checks(stack: Stack, peers):
     need(peers, "balancer")
     answer = peers["balancer"].get("/readyz")
