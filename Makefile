@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # (an older tarball, another checkout) cannot shadow the one this checkout links to itself.
 export ANSIBLE_HOME := $(CURDIR)/.ansible
 # The scenarios `make test` (and CI) runs: `SCENARIOS=default make test-molecule` for one.
-SCENARIOS   ?= default tuned resilience dev cluster
+SCENARIOS   ?= default tuned resilience dev acme cluster
 
 .PHONY: help venv system-deps engine base-images deploy teardown status logs backup lint scan test test-app test-role test-molecule test-resilience test-cluster bench bench-cluster lock lock-dev clean
 
