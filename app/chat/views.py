@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.generic import CreateView
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 
 from chat import metrics as chat_metrics
@@ -124,4 +124,6 @@ def metrics(request):
         registry = chat_metrics.registry_for(request.META.get("REMOTE_ADDR", ""))
     except RedisError:
         return HttpResponse("Redis did not answer\n", status=503, content_type="text/plain")
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    # The format the scraper asks for (OpenMetrics or Prometheus text), as the library negotiates.
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(registry), content_type=content_type)

@@ -27,7 +27,7 @@ def enabled(settings):
 def scrape(client) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics")
     assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain; version=")
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(response.content.decode())
@@ -77,6 +77,15 @@ async def test_counts_sockets_and_messages(chat, room, enabled, async_client):
     assert seen["djchat_websocket_connections_closed_total"] == 2
     assert seen["djchat_chat_messages_total"] == 2
     assert seen["djchat_chat_messages_refused_total"] == 1
+
+
+def test_answers_openmetrics_to_a_scraper_that_asks_for_it(client, enabled):
+    response = client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text;version=1.0.0"}
+    )
+
+    assert response["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert response.content.decode().endswith("# EOF\n")
 
 
 def test_reads_nginx_stub_status():

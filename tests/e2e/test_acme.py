@@ -21,6 +21,12 @@ from helpers import Stack
 pytestmark = pytest.mark.disruptive
 
 
+@pytest.fixture(autouse=True)
+def acme_scenario(stack: Stack) -> None:
+    if not stack.expect.get("tls_acme"):
+        pytest.skip("djchat_tls_acme is off in this scenario (molecule test -s acme)")
+
+
 def served_certificate(stack: Stack, name: str) -> x509.Certificate:
     """The certificate nginx presents for `name` (SNI), as a client would receive it."""
     parts = urlsplit(stack.base_url)

@@ -11,7 +11,8 @@ from helpers import Stack, unique, wait_until
 
 
 def scrape(stack: Stack) -> dict[str, float]:
-    response = stack.get("/metrics")
+    # What Prometheus 2 and 3 ask for by default, among others: the text format answers.
+    response = stack.get("/metrics", headers={"Accept": "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"})
     assert response.status_code == 200, response.text[:500]
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return {
