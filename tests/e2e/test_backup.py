@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,26 @@ def test_backup_then_purge_then_restore_brings_back_history_and_logins(stack: St
     assert after["id"] == sent[-1]["id"] + 1, "ids go on from the restored history"
     assert after["nick"] == username
     assert stack.get(f"/api/rooms/{room}/messages?since=0").json() == [*sent, after]
+
+
+@pytest.mark.disruptive
+@pytest.mark.timeout(600)
+def test_retention_keeps_the_newest_of_this_project_and_never_touches_another(stack: Stack):
+    if not stack.reconverge_command:
+        pytest.skip("E2E_RECONVERGE_COMMAND is not set")
+    first = Path(ARCHIVE.search(said(stack.playbook("backup.yml"))).group(1))
+    # Another project on the same host whose name starts with this one's, and an older backup.
+    other = first.with_name(f"{stack.project}-tuned-20200101T000000Z.tar.gz")
+    other.write_bytes(b"another project's archive")
+    try:
+        time.sleep(1.1)  # names are to the second
+        kept = stack.playbook("backup.yml", "-e", "djchat_backup_keep=1")
+        newest = Path(ARCHIVE.search(said(kept)).group(1))
+
+        assert newest != first
+        assert newest.exists()
+        assert not first.exists(), "the older archive of this project is beyond the one kept"
+        assert other.exists(), "another project's archive is never this project's to remove"
+        assert "1 kept" in said(kept)
+    finally:
+        other.unlink(missing_ok=True)
