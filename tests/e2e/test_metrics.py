@@ -50,4 +50,4 @@ def test_metrics_count_requests_sockets_and_messages_and_show_nginx(stack: Stack
     assert after["nginx_up"] == 1, "the app could not read nginx's stub_status"
     assert after["nginx_connections_active"] >= 1  # this scrape's own
     assert grew["nginx_http_requests_total"] >= 5
-    assert after["nginx_connections_handled"] <= after["nginx_connections_accepted"]
+    assert after["nginx_connections_handled_total"] <= after["nginx_connections_accepted_total"]
