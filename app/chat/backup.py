@@ -35,6 +35,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from chat.services.presence import presence_key
 from chat.services.quotas import account_sockets_key
+from chat.services.redis_client import sync_redis_client
 
 FORMAT = 1
 DATABASE_FILE = "database.sqlite3"
@@ -93,9 +94,7 @@ def copy_sqlite(source: Path, target: Path, *, source_read_only: bool = False) -
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL, password=settings.REDIS_PASSWORD, socket_timeout=30
-    )
+    return sync_redis_client(socket_timeout=30)
 
 
 def dump_redis(path: Path) -> int:

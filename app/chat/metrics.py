@@ -27,7 +27,7 @@ from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from chat.services.redis_client import redis_client
+from chat.services.redis_client import redis_client, sync_redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ _sync_client: redis.Redis | None = None
 def _client() -> redis.Redis:
     global _sync_client
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL, password=settings.REDIS_PASSWORD, socket_timeout=2
-        )
+        _sync_client = sync_redis_client(socket_timeout=2)
     return _sync_client
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 
+import redis
 from django.conf import settings
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -50,3 +51,11 @@ async def close_client() -> None:
     cached = _clients.pop(asyncio.get_running_loop(), None)
     if cached is not None:
         await cached[1].aclose()
+
+
+def sync_redis_client(*, socket_timeout: float) -> redis.Redis:
+    """A blocking client of the same Redis, bytes in and out (chat.metrics in gunicorn workers,
+    chat.backup in a one-shot container)."""
+    return redis.Redis.from_url(
+        settings.REDIS_URL, password=settings.REDIS_PASSWORD, socket_timeout=socket_timeout
+    )
