@@ -4,8 +4,9 @@ A backup is a directory the deploy packs into one archive (playbooks/backup.yml)
 
 - database.sqlite3: the database, copied with SQLite's online backup API, page by page under the
   database's own locks, so serving processes keep reading and writing meanwhile; checked with
-  `PRAGMA integrity_check` before it counts. (PostgreSQL is dumped with pg_dump by the deploy in its
-  own container; this module then writes only the Redis part.)
+  `PRAGMA integrity_check` before it counts. (The cluster's PostgreSQL is dumped with pg_dump, and
+  put back with pg_restore, by a job of the deploy's beside this one; this module then does only
+  the Redis part, and the migrations on restore.)
 - redis.jsonl: one line per Redis key that outlives the connections of the moment (message quotas,
   the newest message id of each room, Django's cache), as DUMP's payload with its time to live.
   What only describes connections open at that moment (presence, sockets per account, the channel
@@ -41,6 +42,8 @@ FORMAT = 1
 DATABASE_FILE = "database.sqlite3"
 REDIS_FILE = "redis.jsonl"
 MANIFEST_FILE = "manifest.json"
+# PostgreSQL's part, written by the deploy's pg_dump job before this module runs (its own uid's).
+POSTGRES_DIR = "postgres"
 
 
 class BackupError(Exception):
@@ -187,9 +190,17 @@ class Manifest:
         return cls(**data)
 
 
+def check_empty(directory: Path, engine: str) -> None:
+    """`directory` exists and holds nothing yet but, for PostgreSQL, the deploy's dump."""
+    allowed = {POSTGRES_DIR} if engine == "postgresql" else set()
+    if not directory.is_dir() or any(p.name not in allowed for p in directory.iterdir()):
+        raise BackupError(f"{directory} is not an empty directory")
+
+
 def backup(directory: Path) -> Manifest:
-    """Write a backup into `directory` (existing, empty)."""
+    """Write a backup into `directory` (existing, empty but for PostgreSQL's dump)."""
     engine = database_engine()
+    check_empty(directory, engine)
     if engine == "sqlite":
         connections.close_all()
         copy_sqlite(sqlite_path(), directory / DATABASE_FILE)

@@ -125,6 +125,17 @@ def test_backup_refuses_a_directory_with_files_in_it(tmp_path, stack_env):
     assert "is not an empty directory" in result.stderr
 
 
+def test_only_postgresql_backups_start_with_the_deploys_dump_beside_them(tmp_path):
+    (tmp_path / backup.POSTGRES_DIR).mkdir()
+
+    backup.check_empty(tmp_path, "postgresql")
+    with pytest.raises(backup.BackupError, match="is not an empty directory"):
+        backup.check_empty(tmp_path, "sqlite")
+    (tmp_path / "old").write_text("x")
+    with pytest.raises(backup.BackupError, match="is not an empty directory"):
+        backup.check_empty(tmp_path, "postgresql")
+
+
 def test_copy_fails_on_a_corrupt_database(tmp_path):
     source = tmp_path / "bad.sqlite3"
     source.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)

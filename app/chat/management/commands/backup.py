@@ -13,17 +13,19 @@ from chat import backup
 
 
 class Command(BaseCommand):
-    help = "Back up the database (SQLite) and the Redis keys worth keeping into a directory."
+    help = (
+        "Back up the database (SQLite; PostgreSQL is the deploy's pg_dump's) and the Redis keys "
+        "worth keeping into a directory."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("directory", type=Path, help="an existing, empty directory")
+        parser.add_argument(
+            "directory", type=Path, help="an existing, empty directory (but for PostgreSQL's dump)"
+        )
 
     def handle(self, *args, **options) -> None:
-        directory: Path = options["directory"]
-        if not directory.is_dir() or any(directory.iterdir()):
-            raise CommandError(f"{directory} is not an empty directory")
         try:
-            manifest = backup.backup(directory)
+            manifest = backup.backup(options["directory"])
         except backup.BackupError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(json.dumps(manifest.__dict__, sort_keys=True))
