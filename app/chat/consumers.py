@@ -184,8 +184,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "new; this message was not sent.",
             )
             return
-        # Stored first, announced second: whoever the broadcast misses finds it in the database.
-        await latest.record(self.room, message["id"])
+        # Stored first, announced second: whoever the broadcast misses finds it in the database
+        # (the latest id is recorded with the broadcast, for the heartbeat's comparison).
         await fanout.publish_message(self.room, message)
         await metrics.acount(metrics.MESSAGES)
 

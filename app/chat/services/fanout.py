@@ -42,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from chat.services import latest
 from chat.services.redis_client import redis_client
 from djchat.config import REDIS_CONNECT_TIMEOUT_SECONDS
 
@@ -88,7 +89,13 @@ def send_event(text: str) -> dict:
 
 
 async def publish_message(room: str, message: dict) -> None:
-    await _publish(room, f"{_MESSAGE} {message['id']}\n{encode(message)}")
+    """Record the room's latest id (chat.services.latest) and publish the message, in one round
+    trip and one transaction: a member that misses the broadcast finds the id it lacks."""
+    payload = f"{_MESSAGE} {message['id']}\n{encode(message)}"
+    async with redis_client().pipeline(transaction=True) as pipe:
+        latest.queue_record(pipe, room, message["id"])
+        pipe.publish(channel(room), payload)
+        await pipe.execute()
 
 
 async def publish_presence_change(room: str, frame: dict) -> None:
@@ -261,19 +268,17 @@ class Hub:
             change = json.loads(text)
             joined, left = change["joined"], change["left"]
             for member in list(entry.members):
-                await _guarded(member.hub_presence(joined, left, event))
+                try:
+                    await member.hub_presence(joined, left, event)
+                except Exception:  # one member's failure is its own: the others still get it
+                    logger.exception("Fan-out of a presence change to a member failed")
         else:
             message_id = int(header[len(_MESSAGE) + 1 :])
             for member in list(entry.members):
-                await _guarded(member.hub_message(message_id, event))
-
-
-async def _guarded(delivery: Awaitable[None]) -> None:
-    """One member's failure is its own: the others still get the frame."""
-    try:
-        await delivery
-    except Exception:
-        logger.exception("Fan-out to a member failed")
+                try:
+                    await member.hub_message(message_id, event)
+                except Exception:
+                    logger.exception("Fan-out of message %s to a member failed", message_id)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
