@@ -219,7 +219,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def hub_resubscribed(self) -> None:
         """The process was cut off from the room's broadcasts for a while (Redis restarted)."""
-        self.request_catch_up(check_latest=True)
+        if self.live:  # else the history, read after the join, has what was missed
+            self.request_catch_up(check_latest=True)
 
     # --- delivery -----------------------------------------------------------------------------
 
