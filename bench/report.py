@@ -11,8 +11,10 @@ import time
 import warnings
 from pathlib import Path
 
-PROFILES = ["seed", "defaults", "max"]
-COLORS = {"seed": "#888888", "defaults": "#1f77b4", "max": "#d62728"}
+# "relay": bench/floor.py, the floor of the fan-out (plain websockets, one process), measured
+# with the fan-out load only.
+PROFILES = ["seed", "defaults", "max", "relay"]
+COLORS = {"seed": "#888888", "defaults": "#1f77b4", "max": "#d62728", "relay": "#2ca02c"}
 # The aims (defaults against seed, on 2 cores).
 AIM_HTTP_RATIO = 3
 AIM_FANOUT_RATIO = 5
@@ -235,17 +237,21 @@ def table(results: dict) -> list[str]:
                 1,
             )
 
-    ratio_cols = [p for p in cols if p != "seed"] if "seed" in cols else []
+    # Each profile against the seed, and the role's against the floor relay (fan-out rows).
+    stack_cols = [p for p in cols if p != "relay"]
+    versus = [(p, "seed") for p in stack_cols if p != "seed" and "seed" in cols] + [
+        (p, "relay") for p in stack_cols if p != "seed" and "relay" in cols
+    ]
     lines = [
-        "| | " + " | ".join(cols) + "".join(f" | {p} ÷ seed" for p in ratio_cols) + " |",
-        "|---" * (1 + len(cols) + len(ratio_cols)) + "|",
+        "| | " + " | ".join(cols) + "".join(f" | {p} ÷ {base}" for p, base in versus) + " |",
+        "|---" * (1 + len(cols) + len(versus)) + "|",
     ]
     for label, values, show_ratio in rows:
         if not values:
-            lines.append(f"| {label} |" + " |" * (len(cols) + len(ratio_cols)))
+            lines.append(f"| {label} |" + " |" * (len(cols) + len(versus)))
             continue
         cells = [fmt(values[p][0], values[p][1]) for p in cols]
-        ratios = [ratio(values[p][0], values["seed"][0]) if show_ratio else "" for p in ratio_cols]
+        ratios = [ratio(values[p][0], values[base][0]) if show_ratio else "" for p, base in versus]
         lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
     return lines
 

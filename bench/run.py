@@ -9,6 +9,8 @@ the same images and data, and measures each with the same load:
 
   HTTP       wrk on / (room list, a database read) and /healthz, at fixed concurrency levels
   fan-out    R rooms x C WebSocket clients, senders at increasing rates (bench/wsload.py)
+  relay      the same fan-out on bench/floor.py, plain websockets in one process: the floor the
+             fan-out figures are also given against (issue 16)
   capacity   idle WebSocket connections ramped toward 10,000 and held; memory per connection
   deploy     cold and warm converge, next to a bare `docker compose up -d --wait` (the floor)
   images     the role's app image next to a seed-style image (bench/seedstyle/Dockerfile)
@@ -51,6 +53,7 @@ PROFILES = ["seed", "defaults", "max"]  # the order of the table
 # defaults; the other profiles follow, each a converge from the one before.
 RUN_ORDER = ["defaults", "seed", "max"]
 SEEDSTYLE_TAG = "djchat-bench-seedstyle:latest"
+FLOOR_PORT = 18099  # bench/floor.py, on 127.0.0.1
 NOCACHE_TAG = "nocache-build"
 WORK = Path("/tmp/djchat-bench")
 # Keys only the harness may set: the bench's isolation, and the engine it shares with others.
@@ -473,6 +476,33 @@ class Bench:
         )
         return result
 
+    def floor(self, round_index: int) -> dict:
+        """The fan-out load on the floor relay (bench/floor.py): plain websockets in one process,
+        on this machine's same cores, measured by its own CPU time."""
+        log_path = self.logs / f"floor-relay-{round_index + 1}.log"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as out:
+            process = subprocess.Popen(
+                [sys.executable, str(BENCH / "floor.py"), "--port", str(FLOOR_PORT)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 10
+            while "floor relay on" not in log_path.read_text():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the floor relay did not start; see {log_path}")
+                time.sleep(0.1)
+            return self.fanout(
+                "relay",
+                round_index,
+                urls=[f"ws://127.0.0.1:{FLOOR_PORT}"],
+                measure=["--pid", str(process.pid)],
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
     def measure_round(self, profile: str, round_index: int) -> dict:
         measured: dict = {"started": time.strftime("%H:%M:%S")}
         if "http" not in self.args.skip:
@@ -610,6 +640,12 @@ class Bench:
                 self.results["profiles"][profile] = entry
                 pick_best_round(entry)
                 self.save()
+            if "fanout" not in self.args.skip and "relay" not in self.args.skip:
+                log("=== relay (bench/floor.py) ===")
+                relay = {"rounds": [{"fanout": self.floor(0)}]}
+                self.results["profiles"]["relay"] = relay
+                pick_best_round(relay)
+                self.save()
             for round_index in range(1, self.load.rounds):
                 if time.monotonic() - self.started > self.load.round_deadline_seconds:
                     self.results["notes"].append(
@@ -627,6 +663,11 @@ class Bench:
                     entry["rounds"].append(self.measure_round(profile, round_index))
                     entry["concurrent_work"] += stackinfo.heavy_processes()
                     pick_best_round(entry)
+                    self.save()
+                if "relay" in self.results["profiles"]:
+                    relay = self.results["profiles"]["relay"]
+                    relay["rounds"].append({"fanout": self.floor(round_index)})
+                    pick_best_round(relay)
                     self.save()
             if "images" not in self.args.skip and order:
                 self.results["images"] = self.images()
@@ -681,7 +722,7 @@ def main(argv: list[str]) -> int:
         type=lambda s: s.split(","),
         default=[],
         help="comma list of deploy (warm converge and compose floors), http, fanout, "
-        "capacity, images to leave out (--quick: deploy)",
+        "relay (the fan-out on bench/floor.py, the floor), capacity, images to leave out (--quick: deploy)",
     )
     parser.add_argument("--keep", action="store_true", help="leave the last profile deployed")
     parser.add_argument(

@@ -106,25 +106,34 @@ def cpu_delta(
 
 
 class CpuMeter:
-    """CPU the stack's containers and the engine's helpers spend between start() and stop().
+    """CPU the stack's containers and the engine's helpers spend between start() and stop(), or
+    one process's (pid: the floor relay, bench/floor.py).
 
     With nodes (a name prefix: the cluster scenario's Docker-in-Docker nodes), the CPU of those
     containers, per node: every process of the stack on a node, the node's own engine among them.
     The host engine's helpers are not counted then (the nodes' engines run processes of the same
     names, which /proc cannot tell from the host's)."""
 
-    def __init__(self, project: str | None, port: int, nodes: str | None = None):
+    def __init__(
+        self, project: str | None, port: int, nodes: str | None = None, pid: int | None = None
+    ):
         self.project, self.port = project, port
-        self.nodes = nodes
+        self.nodes, self.pid = nodes, pid
         self.selector = f"name=^{nodes}" if nodes else (project and project_selector(project))
 
     def start(self) -> None:
+        if self.pid:
+            self.process = _process_cpu_seconds(self.pid) or 0.0
+            return
         if self.selector:
             self.containers = cpu_by_container(self.selector)
         if self.project and not self.nodes:
             self.engine = engine_cpu(self.project, self.port)
 
     def stop(self) -> dict:
+        if self.pid:  # one process: the floor relay (bench/floor.py)
+            spent = (_process_cpu_seconds(self.pid) or 0.0) - self.process
+            return {"stack_cpu_seconds": {"relay": round(spent, 3)}}
         if not self.selector:
             return {}
         after = cpu_by_container(self.selector)

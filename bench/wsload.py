@@ -242,7 +242,7 @@ async def fanout(args: argparse.Namespace) -> dict:
     for step, rate in enumerate(args.rates):
         per_room = rate / args.rooms
         host_before = stackinfo.host_cpu_times()
-        meter = stackinfo.CpuMeter(args.project, args.port, args.nodes)
+        meter = stackinfo.CpuMeter(args.project, args.port, args.nodes, args.pid)
         meter.start()
         cpu_before = cpu_seconds()
         step_start = time.perf_counter()
@@ -456,6 +456,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--nodes",
         default=None,
         help="measure the CPU of the containers named with this prefix (a cluster's nodes) instead",
+    )
+    fan.add_argument(
+        "--pid", type=int, default=None, help="measure this process's CPU instead (the floor relay)"
     )
     fan.add_argument(
         "--clients", type=int, default=20, help="clients per room, the sender included"

@@ -5,16 +5,22 @@ chat.services.messages, synchronous ORM code that is only ever called through
 database_sync_to_async so the event loop never blocks; presence and the latest-id tracker live in
 Redis (chat.services.presence, chat.services.latest).
 
+Broadcasts (messages, presence changes) reach the room's members through chat.services.fanout:
+published once, received once per process, written to each local member as the same text. The
+consumer uses no channel layer (issue 16: a group_send cost a Redis copy, a dispatch and a
+json.dumps per member); its connection id for presence and quotas is its own.
+
 Delivery guarantee: each connection sends a room's messages in id order without gaps. Ids are
-contiguous per room, so a message that skips ahead shows that a broadcast never arrived (channels
-drops group messages for a full channel without a word, and processes may relay out of order);
-the connection then sends the missing ones from the database.
+contiguous per room, so a message that skips ahead shows that a broadcast never arrived (Redis
+pub/sub drops what a disconnected process misses, and processes may publish out of order); the
+connection then sends the missing ones from the database.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -24,7 +30,7 @@ from chat import metrics, protocol
 from chat.handshake import Admission
 from chat.protocol import ErrorCode, ProtocolError
 from chat.ratelimit import TokenBucket
-from chat.services import latest, messages, presence, quotas
+from chat.services import fanout, latest, messages, presence, quotas
 from djchat.middleware import HOSTNAME
 
 logger = logging.getLogger(__name__)
@@ -35,29 +41,40 @@ messages_after = database_sync_to_async(messages.messages_after)
 latest_message_id = database_sync_to_async(messages.latest_message_id)
 
 
-def room_group(room: str) -> str:
-    return f"chat.{room}"
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
+    # No channel layer: broadcasts come from chat.services.fanout (get_channel_layer gives None for
+    # an alias that is not configured, and Channels then neither makes a channel nor listens).
+    channel_layer_alias = "unused: chat.services.fanout delivers"
     heartbeat: asyncio.Task | None = None
+    catching_up: asyncio.Task | None = None
+    catch_up_again = False
     # The id of the last message this client has (from history, resume or live delivery).
     delivered_up_to = 0
+    # Until the history frame has gone out, broadcasts are not sent, only noted: the highest id.
+    live = False
+    seen_while_joining = 0
     online_sent: list[str] | None = None
+    joined_hub = False
 
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
         finally:
             # Whatever ends the connection (even a cancelled application), the heartbeat must not
-            # outlive it, or the connection would stay "online" forever.
+            # outlive it, or the connection would stay "online" forever; nor may the hub keep
+            # writing to it.
             self.stop_heartbeat()
+            if self.joined_hub:
+                self.joined_hub = False
+                fanout.hub().leave(self.room, self)
 
     # --- joining and leaving ------------------------------------------------------------------
 
     async def connect(self):
         # chat.handshake.ChatAdmissionMiddleware admitted this socket and says who it is.
         self.admission: Admission = self.scope["chat"]
+        # Names this connection in presence and quotas (a channel name did before issue 16).
+        self.channel_name = f"ws.{uuid.uuid4().hex}"
         self.room, self.nick = self.admission.room, self.admission.nick
         client = self.scope.get("client")
         self.address = client[0] if client else "unknown"
@@ -69,17 +86,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             await self.close()  # before accept: the client sees HTTP 403
             return
-        self.group = room_group(self.room)
         self.rate_limit = TokenBucket(
             settings.CHAT_RATE_LIMIT_MESSAGES, settings.CHAT_RATE_LIMIT_SECONDS
         )
         # Subscribe before reading history: a message posted in between then arrives live (and is
-        # skipped, the history having it already) instead of falling in the gap.
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        self.groups.append(self.group)  # so channels discards it however the socket ends
+        # noted, then sent from the database if the history does not have it) instead of falling
+        # in the gap.
+        self.joined_hub = True
+        await fanout.hub().join(self.room, self)
         await self.accept()
         await metrics.acount(metrics.WEBSOCKETS_OPENED)
         await self.send_history()
+        self.live = True
+        if self.seen_while_joining > self.delivered_up_to:
+            self.request_catch_up()
         snapshot = await presence.touch(self.room, self.channel_name, self.nick)
         await self.send_presence_if_changed(snapshot.online)  # the whole list, to this one only
         await self.broadcast_presence_change(snapshot)
@@ -111,9 +131,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.history_frame(self.room, HOSTNAME, history))
 
     async def disconnect(self, code):
-        # Channels has already left the groups in self.groups.
-        if not hasattr(self, "group"):  # connect() failed before joining
+        if not self.joined_hub:  # connect() failed before joining
             return
+        self.joined_hub = False
+        fanout.hub().leave(self.room, self)
         await metrics.acount(metrics.WEBSOCKETS_CLOSED)
         if self.admission.author_id is not None:
             await quotas.release_socket(self.admission.author_id, self.channel_name)
@@ -163,32 +184,43 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "new; this message was not sent.",
             )
             return
-        # Stored first, announced second: whoever the broadcast misses finds it in the database.
-        await latest.record(self.room, message["id"])
-        await self.channel_layer.group_send(
-            self.group, {"type": "chat.message", "message": message}
-        )
+        # Stored first, announced second: whoever the broadcast misses finds it in the database
+        # (the latest id is recorded with the broadcast, for the heartbeat's comparison).
+        await fanout.publish_message(self.room, message)
         await metrics.acount(metrics.MESSAGES)
 
-    # --- events from the channel layer --------------------------------------------------------
+    # --- broadcasts from the fan-out hub (chat.services.fanout.Member) ------------------------
+    # Called for every member of the room in turn: the common case is one comparison and one
+    # write of the text shared by all; anything slower (a catch-up) runs in a task of its own.
 
-    async def chat_message(self, event):
-        message = event["message"]
-        if message["id"] == self.delivered_up_to + 1:
-            await self.deliver([message])
-        elif message["id"] > self.delivered_up_to:
-            await self.catch_up()
+    async def hub_message(self, message_id: int, event: dict) -> None:
+        if not self.live:
+            self.seen_while_joining = max(self.seen_while_joining, message_id)
+        elif message_id == self.delivered_up_to + 1:
+            self.delivered_up_to = message_id  # claimed before the send (see deliver)
+            await self.base_send(event)
+        elif message_id > self.delivered_up_to:
+            self.request_catch_up()
         # else: already delivered (by the history frame or an earlier catch-up)
 
-    async def presence_change(self, event):
+    async def hub_presence(self, joined: list[str], left: list[str], event: dict) -> None:
         if self.online_sent is None:
             return  # this socket's own list has not gone out yet; it will include the change
         online = set(self.online_sent)
-        joined = [nick for nick in event["joined"] if nick not in online]
-        left = [nick for nick in event["left"] if nick in online]
-        if joined or left:
-            self.online_sent = presence.sort_nicks((online | set(joined)) - set(left))
-            await self.send_frame(protocol.presence_change_frame(joined, left))
+        new = [nick for nick in joined if nick not in online]
+        gone = [nick for nick in left if nick in online]
+        if not (new or gone):
+            return
+        self.online_sent = presence.sort_nicks((online | set(new)) - set(gone))
+        if len(new) == len(joined) and len(gone) == len(left):
+            await self.base_send(event)  # the change as published, already encoded
+        else:
+            await self.send_frame(protocol.presence_change_frame(new, gone))
+
+    def hub_resubscribed(self) -> None:
+        """The process was cut off from the room's broadcasts for a while (Redis restarted)."""
+        if self.live:  # else the history, read after the join, has what was missed
+            self.request_catch_up(check_latest=True)
 
     # --- delivery -----------------------------------------------------------------------------
 
@@ -199,6 +231,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if frame["id"] > self.delivered_up_to:
                 self.delivered_up_to = frame["id"]
                 await self.send_frame(frame)
+
+    def request_catch_up(self, *, check_latest: bool = False) -> None:
+        """Catch up in a task of its own, one at a time: the hub goes on to the other members."""
+        if self.catching_up is not None and not self.catching_up.done():
+            self.catch_up_again = True
+            return
+        self.catching_up = asyncio.create_task(self.catch_up_in_background(check_latest))
+
+    async def catch_up_in_background(self, check_latest: bool) -> None:
+        try:
+            if check_latest and await latest.latest(self.room) <= self.delivered_up_to:
+                return
+            while True:
+                # A message that skipped ahead while this read ran may not be in its answer.
+                self.catch_up_again = False
+                await self.catch_up()
+                if not self.catch_up_again:
+                    return
+        except Exception:
+            # The heartbeat compares the latest id and tries again.
+            logger.exception("Catching up failed for %r in %s", self.nick, self.room)
 
     async def catch_up(self) -> None:
         missing = await messages_after(self.room, self.delivered_up_to, settings.CHAT_RESUME_LIMIT)
@@ -216,10 +269,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def broadcast_presence_change(self, snapshot: presence.Snapshot) -> None:
         """Tell the room who came and went: a few nicks per member, not the whole list."""
         if snapshot.changed:
-            await self.channel_layer.group_send(
-                self.group,
-                {"type": "presence.change", "joined": snapshot.joined, "left": snapshot.left},
-            )
+            frame = protocol.presence_change_frame(snapshot.joined, snapshot.left)
+            await fanout.publish_presence_change(self.room, frame)
 
     async def send_presence_if_changed(self, online: list[str]) -> None:
         """The whole list, when it differs from what this client was told (joining, repairs)."""
@@ -249,6 +300,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def stop_heartbeat(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
+        if self.catching_up is not None:
+            self.catching_up.cancel()
 
     # --- sending ------------------------------------------------------------------------------
 

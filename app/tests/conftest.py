@@ -11,6 +11,7 @@ from channels.layers import channel_layers
 from django.conf import settings
 from django.test.utils import override_settings
 
+from chat.services.fanout import close_hub
 from chat.services.redis_client import close_client
 from djchat import config
 from tests import servers
@@ -94,6 +95,7 @@ async def chat():
     clients = ChatClients()
     yield clients
     await clients.close_all()
+    await close_hub()
     await close_client()
 
 

@@ -11,6 +11,7 @@ presence and channel-layer keys, which expire, before it.)
 """
 
 from django.conf import settings
+from redis.asyncio.client import Pipeline
 
 from chat.services.redis_client import redis_client
 
@@ -24,12 +25,17 @@ def expiry_seconds() -> int:
     return settings.CHAT_PRESENCE_TTL * 2
 
 
-async def record(room: str, message_id: int) -> None:
+def queue_record(pipe: Pipeline, room: str, message_id: int) -> None:
+    """Queue record()'s commands on a pipeline (chat.services.fanout publishes in the same one)."""
     key = latest_key(room)
+    # GT: only ever moves forward, whatever order processes report in.
+    pipe.zadd(key, {"id": message_id}, gt=True)
+    pipe.expire(key, expiry_seconds())
+
+
+async def record(room: str, message_id: int) -> None:
     async with redis_client().pipeline(transaction=True) as pipe:
-        # GT: only ever moves forward, whatever order processes report in.
-        pipe.zadd(key, {"id": message_id}, gt=True)
-        pipe.expire(key, expiry_seconds())
+        queue_record(pipe, room, message_id)
         await pipe.execute()
 
 
