@@ -169,20 +169,24 @@ def test_redis_runs_with_the_configured_maxmemory(stack: Stack):
     )
 
 
-def test_asgi_uses_the_configured_channel_layer(stack: Stack, room: str):
-    """A member's room group shows in Redis the way its backend keeps groups: a sorted set of
-    member channels (core) or a pub/sub channel each daphne process subscribes to (pubsub)."""
-    backend = expect(stack, "channel_layer_backend")
-    group = f"chat.{room}"
-    with stack.chat(room, nick="layered"):
-        queued = redis_cli(stack, "EXISTS", f"djchat:asgi:group:{group}")
-        subscribed = redis_cli(stack, "PUBSUB", "NUMSUB", f"djchat:asgi__group__{group}")
+def test_rooms_fan_out_through_one_subscription_per_asgi_process(stack: Stack, room: str):
+    """A room's broadcasts go through Redis pub/sub (chat.services.fanout): each asgi process
+    holding members of the room subscribes to its channel once, however many members it holds;
+    the channel layer keeps no group for the room."""
+    with (
+        stack.chat(room, nick="one") as one,
+        stack.chat(room, nick="two") as two,
+        stack.chat(room, nick="three") as three,
+    ):
+        numsub = redis_cli(stack, "PUBSUB", "NUMSUB", f"djchat:room:{room}")
+        group = redis_cli(stack, "EXISTS", f"djchat:asgi:group:chat.{room}")
+        processes = {one.served_by, two.served_by, three.served_by}
 
-    layers = {"core": queued == "1", "pubsub": subscribed.splitlines()[-1] == "1"}
-    assert layers == {name: name == backend for name in layers}, (
-        f"expected the {backend} channel layer; Redis shows group key {queued!r}, "
-        f"subscribers {subscribed!r} {stack.logs_hint('asgi1')}"
+    assert int(numsub.splitlines()[-1]) == len(processes), (
+        f"{len(processes)} asgi process(es) hold the room's members ({sorted(processes)}); Redis "
+        f"shows subscribers {numsub!r} {stack.logs_hint('asgi1')}"
     )
+    assert group == "0", "no channel-layer group"
 
 
 def test_asgi_containers_have_the_configured_memory_limit(stack: Stack):
