@@ -105,13 +105,16 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[RedisServer]:
-    """A throwaway redis-server on a free loopback port, password required, nothing persisted."""
+def redis_server(
+    workdir: Path, port: int | None = None, password: str | None = None
+) -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free loopback port (or `port`: one started again), password
+    required, nothing persisted."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
-    password = secrets.token_hex(16)
-    port = free_port()
+    password = password or secrets.token_hex(16)
+    port = port or free_port()
     log = workdir / "redis.log"
     process = subprocess.Popen(
         [

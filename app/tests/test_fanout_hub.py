@@ -10,9 +10,7 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import socket
-import subprocess
 import time
 
 import pytest
@@ -190,26 +188,9 @@ async def test_the_hub_resubscribes_when_redis_drops_its_connection(chat, room, 
     assert (await alice.receive_type("message"))["id"] == sent["id"] == missed["id"] + 1
 
 
-@contextlib.contextmanager
 def redis_on(port: int, password: str, workdir):
-    """A redis-server on a given port (servers.redis_server picks a new one each time)."""
-    process = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--requirepass", password,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        servers.wait_for_port(port, process)
-        yield
-    finally:
-        servers.stop(process)
+    """A redis-server on the same port each time (Redis restarted)."""
+    return servers.redis_server(workdir, port=port, password=password)
 
 
 async def test_a_redis_restart_is_survived_and_the_gap_repaired(chat, room, tmp_path, settings):

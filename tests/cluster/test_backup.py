@@ -13,14 +13,9 @@ import re
 import pytest
 
 from conftest import Swarm
-from helpers import Stack, docker, logged_in_session, post_form, sign_up, unique, wait_until
+from helpers import Stack, docker, logged_in_session, post_form, said, sign_up, unique, wait_until
 
 ARCHIVE = re.compile(r"Backup (/\S+\.tar\.gz): postgresql database, (\d+) Redis keys")
-
-
-def said(playbook) -> str:
-    """The play's output with its line wrapping undone (the callback folds long messages)."""
-    return " ".join(playbook.output.split())
 
 
 def serving(stack: Stack) -> bool:

@@ -256,6 +256,11 @@ class Stack:
         return Playbook(output=result.stdout, changed=changed, returncode=result.returncode)
 
 
+def said(playbook: Playbook) -> str:
+    """A play's output with its line wrapping undone (the callback folds long messages)."""
+    return " ".join(playbook.output.split())
+
+
 @dataclass
 class Playbook:
     output: str  # stdout: the tasks' results and the recap

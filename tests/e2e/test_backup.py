@@ -15,14 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Stack, logged_in_session, sign_up, unique
+from helpers import Stack, logged_in_session, said, sign_up, unique
 
 ARCHIVE = re.compile(r"Backup (/\S+\.tar\.gz): sqlite database, (\d+) Redis keys")
-
-
-def said(playbook) -> str:
-    """The play's output with its line wrapping undone (the callback folds long messages)."""
-    return " ".join(playbook.output.split())
 
 
 @pytest.mark.disruptive
