@@ -22,6 +22,7 @@ import json
 import logging
 import uuid
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -34,6 +35,12 @@ from chat.services import fanout, latest, messages, presence, quotas
 from djchat.middleware import HOSTNAME
 
 logger = logging.getLogger(__name__)
+
+# A broadcast may reach a member whose client has just closed its socket, before the disconnect
+# reaches the consumer (which then leaves the room): daphne raises autobahn's Disconnected for
+# that send, and the ASGI spec asks servers for an OSError. Nothing is lost: the client resumes
+# with `since` when it comes back.
+SOCKET_CLOSED = (Disconnected, OSError)
 
 post_message = database_sync_to_async(messages.post_message)
 recent_messages = database_sync_to_async(messages.recent_messages)
@@ -197,7 +204,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.seen_while_joining = max(self.seen_while_joining, message_id)
         elif message_id == self.delivered_up_to + 1:
             self.delivered_up_to = message_id  # claimed before the send (see deliver)
-            await self.base_send(event)
+            await self.send_shared(event)
         elif message_id > self.delivered_up_to:
             self.request_catch_up()
         # else: already delivered (by the history frame or an earlier catch-up)
@@ -212,9 +219,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.online_sent = presence.sort_nicks((online | set(new)) - set(gone))
         if len(new) == len(joined) and len(gone) == len(left):
-            await self.base_send(event)  # the change as published, already encoded
+            await self.send_shared(event)  # the change as published, already encoded
         else:
-            await self.send_frame(protocol.presence_change_frame(new, gone))
+            await self.send_shared(
+                fanout.send_event(fanout.encode(protocol.presence_change_frame(new, gone)))
+            )
+
+    async def send_shared(self, event: dict) -> None:
+        """Write a broadcast's (or a catch-up's) frame to this socket, unless its client has just
+        gone."""
+        try:
+            await self.base_send(event)
+        except SOCKET_CLOSED:
+            logger.debug("A broadcast to %r in %s found the socket closed", self.nick, self.room)
 
     def hub_resubscribed(self) -> None:
         """The process was cut off from the room's broadcasts for a while (Redis restarted)."""
@@ -229,7 +246,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for frame in frames:
             if frame["id"] > self.delivered_up_to:
                 self.delivered_up_to = frame["id"]
-                await self.send_frame(frame)
+                await self.send_shared(fanout.send_event(fanout.encode(frame)))
 
     def request_catch_up(self, *, check_latest: bool = False) -> None:
         """Catch up in a task of its own, one at a time: the hub goes on to the other members."""
