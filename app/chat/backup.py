@@ -9,9 +9,8 @@ A backup is a directory the deploy packs into one archive (playbooks/backup.yml)
   the Redis part, and the migrations on restore.)
 - redis.jsonl: one line per Redis key that outlives the connections of the moment (message quotas,
   the newest message id of each room, Django's cache), as DUMP's payload with its time to live.
-  What only describes connections open at that moment (presence, sockets per account, the channel
-  layer's queues and groups) is left out: after a restore nobody is connected yet, and each
-  connection writes its own again.
+  What only describes connections open at that moment (presence, sockets per account) is left
+  out: after a restore nobody is connected yet, and each connection writes its own again.
 - manifest.json: when, which database engine, the newest migration of each app, the key counts.
 
 A restore copies the database back with the same API (the app's processes stopped), applies the
@@ -52,8 +51,7 @@ class BackupError(Exception):
 
 def live_key_prefixes() -> tuple[str, ...]:
     """Keys that describe the connections open right now: never backed up."""
-    layer_prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
-    return (presence_key(""), account_sockets_key(0)[:-1], layer_prefix)
+    return (presence_key(""), account_sockets_key(0)[:-1])
 
 
 def database_engine() -> str:

@@ -49,9 +49,8 @@ latest_message_id = database_sync_to_async(messages.latest_message_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    # No channel layer: broadcasts come from chat.services.fanout (get_channel_layer gives None for
-    # an alias that is not configured, and Channels then neither makes a channel nor listens).
-    channel_layer_alias = "unused: chat.services.fanout delivers"
+    # No channel layer is configured (CHANNEL_LAYERS is unset): broadcasts come from
+    # chat.services.fanout, and Channels neither makes a channel per consumer nor listens on one.
     heartbeat: asyncio.Task | None = None
     catching_up: asyncio.Task | None = None
     catch_up_again = False

@@ -1,7 +1,7 @@
 """Who may open a chat socket, decided before the consumer exists.
 
-A refused handshake costs one response and nothing else: no consumer, no channel-layer channel
-(each consumer listens on Redis for as long as it lives), no presence entry. Every refusal is
+A refused handshake costs one response and nothing else: no consumer, no room subscription, no
+presence entry. Every refusal is
 logged with its reason, because the client only sees HTTP 403.
 """
 

@@ -31,8 +31,9 @@ class Message(models.Model):
 
     `seq` is the message id of the protocol: 1, 2, 3, ... within its room, without gaps. Because
     ids are contiguous, a connection that receives id 7 right after id 4 knows that 5 and 6 never
-    reached it (a full channel-layer channel drops group messages silently) and fetches them from
-    here; a global auto-increment key would increase just as well but could not show the gap.
+    reached it (Redis pub/sub delivers at most once: a process cut off from Redis misses broadcasts)
+    and fetches them from here; a global auto-increment key would increase just as well but could
+    not show the gap.
     """
 
     room = models.ForeignKey(Room, related_name="messages", on_delete=models.CASCADE)

@@ -26,9 +26,6 @@ _DAY = 86400
 INTEGERS: dict[str, Bound] = {
     # Two years: the longest max-age HSTS preload lists ask for.
     "DJANGO_HSTS_SECONDS": Bound(default=31536000, minimum=0, maximum=2 * 365 * _DAY),
-    "CHANNEL_LAYER_CAPACITY": Bound(default=1000, minimum=1, maximum=100000),
-    "CHANNEL_LAYER_EXPIRY": Bound(default=60, minimum=1, maximum=_DAY),
-    "CHANNEL_LAYER_GROUP_EXPIRY": Bound(default=_DAY, minimum=1, maximum=30 * _DAY),
     "CHAT_MAX_MESSAGE_LENGTH": Bound(default=2000, minimum=1, maximum=100000),
     "CHAT_RATE_LIMIT_MESSAGES": Bound(default=10, minimum=1, maximum=10000),
     "CHAT_RATE_LIMIT_SECONDS": Bound(default=10, minimum=1, maximum=_HOUR),

@@ -1,4 +1,4 @@
-"""Turn the few deploy-time values into the dictionaries Django and Channels expect.
+"""Turn the few deploy-time values into the dictionaries Django expects.
 
 Pure functions, so settings.py stays a flat list of decisions and the test suite can point the same
 shapes at its own Redis server without repeating them.
@@ -15,13 +15,6 @@ import dj_database_url
 # instead of hanging.
 REDIS_CONNECT_TIMEOUT_SECONDS = 2
 REDIS_CACHE_SOCKET_TIMEOUT_SECONDS = 2
-# channels_redis receives with BZPOPMIN blocking for 5 s (RedisChannelLayer.brpop_timeout), and
-# redis-py 8 defaults every socket read to a 5 s timeout: left alone the two race, and a consumer
-# whose read loses dies with "Timeout reading from redis" (its socket closes with 1011). The
-# channel layer's reads get a timeout well past the blocking call, still short enough to notice a
-# dead connection.
-CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS = 20
-
 # Seconds a SQLite writer waits for the lock before "database is locked"; several gunicorn and
 # daphne processes share one file.
 SQLITE_BUSY_TIMEOUT_SECONDS = 20
@@ -80,45 +73,3 @@ def redis_cache(url: str, password: str | None) -> dict:
             },
         }
     }
-
-
-# The channels_redis layers CHANNEL_LAYER_BACKEND chooses between.
-CHANNEL_LAYER_BACKENDS = {
-    # Queues in Redis: group_send puts a copy on every member's channel, and each daphne process
-    # pops them one by one. Bounded per channel (capacity), survives a short consumer stall.
-    "core": "channels_redis.core.RedisChannelLayer",
-    # Redis pub/sub: one PUBLISH per group_send, received once per daphne process and handed to its
-    # members in memory. Cheaper per delivery; a process that is disconnected misses what was
-    # published meanwhile (the consumers' heartbeat repairs that from the database).
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
-}
-
-
-def channel_layers(
-    url: str,
-    password: str | None,
-    *,
-    capacity: int,
-    expiry: int,
-    group_expiry: int,
-    backend: str = "core",
-) -> dict:
-    if backend not in CHANNEL_LAYER_BACKENDS:
-        choices = ", ".join(CHANNEL_LAYER_BACKENDS)
-        raise ValueError(f"channel layer backend {backend!r} is not one of {choices}")
-    layer = {
-        "hosts": [
-            {
-                "address": url,
-                "password": password,
-                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
-                "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS,
-            }
-        ],
-        "prefix": "djchat:asgi",
-    }
-    if backend == "core":
-        # A channel holding `capacity` undelivered messages drops further group_send messages
-        # silently; chat history plus `since` resume is what recovers them.
-        layer |= {"capacity": capacity, "expiry": expiry, "group_expiry": group_expiry}
-    return {"default": {"BACKEND": CHANNEL_LAYER_BACKENDS[backend], "CONFIG": layer}}

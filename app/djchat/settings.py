@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from djchat import config
-from djchat.env import env_bool, env_bounded, env_choice, env_int, env_list, env_str
+from djchat.env import env_bool, env_bounded, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -165,7 +165,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{_VALIDATORS}.NumericPasswordValidator"},
 ]
 
-# --- Redis: cache, channel layer, presence ----------------------------------------------------
+# --- Redis: cache, presence, fan-out (chat.services.fanout; no channel layer) ------------------
 
 REDIS_PASSWORD = env_str("REDIS_PASSWORD") or None
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -173,14 +173,6 @@ if REDIS_PASSWORD:
     REDIS_URL = config.redis_url_without_password(REDIS_URL)
 
 CACHES = config.redis_cache(REDIS_URL, REDIS_PASSWORD)
-CHANNEL_LAYERS = config.channel_layers(
-    REDIS_URL,
-    REDIS_PASSWORD,
-    capacity=env_bounded("CHANNEL_LAYER_CAPACITY"),
-    expiry=env_bounded("CHANNEL_LAYER_EXPIRY"),
-    group_expiry=env_bounded("CHANNEL_LAYER_GROUP_EXPIRY"),
-    backend=env_choice("CHANNEL_LAYER_BACKEND", "core", config.CHANNEL_LAYER_BACKENDS),
-)
 
 # --- Chat -------------------------------------------------------------------------------------
 

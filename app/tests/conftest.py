@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 import redis
-from channels.layers import channel_layers
 from django.conf import settings
 from django.test.utils import override_settings
 
@@ -55,9 +54,6 @@ def app_settings(redis_server, collected_static):
         REDIS_URL=redis_server.url,
         REDIS_PASSWORD=redis_server.password,
         CACHES=config.redis_cache(redis_server.url, redis_server.password),
-        CHANNEL_LAYERS=config.channel_layers(
-            redis_server.url, redis_server.password, capacity=100, expiry=60, group_expiry=86400
-        ),
     )
     overrides.enable()
     # Import the ASGI application now: it sets Django up, which reconfigures logging, and doing
@@ -70,13 +66,10 @@ def app_settings(redis_server, collected_static):
 
 @pytest.fixture(autouse=True)
 def clean_redis(redis_server):
-    """Each test starts with an empty Redis (no presence, channels or cache left by another) and a
-    new channel layer: channels_redis keeps asyncio locks bound to the loop that first used them,
-    and every async test has a loop of its own (a daphne process has one for its lifetime)."""
+    """Each test starts with an empty Redis (no presence, quotas or cache left by another)."""
     client = redis.Redis(port=redis_server.port, password=redis_server.password)
     client.flushall()
     client.close()
-    channel_layers.backends.clear()
 
 
 @pytest.fixture(scope="session")

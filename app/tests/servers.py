@@ -24,7 +24,7 @@ PYTHON = sys.executable
 
 # Variables the app reads; a subprocess gets exactly the ones a test gives it, never the caller's.
 _APP_VARIABLE_PREFIXES = (
-    "DJANGO_", "DATABASE_", "REDIS_", "CHANNEL_LAYER_", "CHAT_", "GUNICORN_", "METRICS_",
+    "DJANGO_", "DATABASE_", "REDIS_", "CHAT_", "GUNICORN_", "METRICS_",
 )  # fmt: skip
 
 

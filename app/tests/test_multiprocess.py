@@ -19,13 +19,10 @@ from tests import servers
 HOSTNAME = socket.gethostname()
 
 
-@pytest.fixture(scope="module", params=["core", "pubsub"])
-def stack(request, redis_server, tmp_path_factory):
-    """Every test here runs once per channel layer backend (CHANNEL_LAYER_BACKEND)."""
-    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with servers.running_stack(
-        redis_server, workdir, CHANNEL_LAYER_BACKEND=request.param
-    ) as running:
+@pytest.fixture(scope="module")
+def stack(redis_server, tmp_path_factory):
+    """A stack of this module's own: gunicorn and two daphne processes on one Redis."""
+    with servers.running_stack(redis_server, tmp_path_factory.mktemp("stack")) as running:
         yield running
 
 

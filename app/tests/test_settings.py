@@ -5,7 +5,6 @@ import re
 import subprocess
 
 import pytest
-from channels_redis.core import RedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 
 from djchat import config
@@ -140,37 +139,10 @@ def test_postgres_url_selects_psycopg_and_the_password_setting_overrides_the_url
     assert (database["USER"], database["PASSWORD"]) == ("chat", "new")
 
 
-def test_channel_layer_reads_outlast_the_layers_blocking_receive():
-    # Otherwise redis-py's default read timeout (5 s) races channels_redis's 5 s BZPOPMIN and
-    # idle consumers die now and then with "Timeout reading from redis".
-    host = config.channel_layers("redis://r:6379/0", None, capacity=1, expiry=1, group_expiry=1)[
-        "default"
-    ]["CONFIG"]["hosts"][0]
-
-    assert host["socket_timeout"] > RedisChannelLayer.brpop_timeout * 2
-
-
-def test_pubsub_channel_layer_is_chosen_by_setting_and_has_no_queue_limits():
-    layer = config.channel_layers(
-        "redis://r:6379/0", "pw", capacity=1, expiry=1, group_expiry=1, backend="pubsub"
-    )["default"]
-
-    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
-    assert layer["CONFIG"]["hosts"][0]["password"] == "pw"
-    assert not {"capacity", "expiry", "group_expiry"} & layer["CONFIG"].keys()
-
-
-def test_settings_select_the_channel_layer_backend():
-    loaded = load_settings(CHANNEL_LAYER_BACKEND="PubSub")
-
-    assert loaded["LAYER_BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
-
-
-def test_settings_refuse_an_unknown_channel_layer_backend():
-    result = settings_process(CHANNEL_LAYER_BACKEND="rabbit")
-
-    assert result.returncode != 0
-    assert "CHANNEL_LAYER_BACKEND='rabbit' is not one of core, pubsub" in result.stderr
+def test_no_channel_layer_is_configured():
+    # The chat fans out through chat.services.fanout; Channels must not make a channel per
+    # consumer nor listen on one.
+    assert "CHANNEL_LAYERS" not in load_settings()["SETTINGS"]
 
 
 def test_gunicorn_config_refuses_an_unknown_worker_class():
@@ -197,7 +169,6 @@ import json, django
 from django.conf import settings as s
 django.setup()
 db = s.DATABASES["default"]
-layer = s.CHANNEL_LAYERS["default"]["CONFIG"]
 print(json.dumps({
     "DEBUG": s.DEBUG, "SECRET_KEY": s._wrapped.SECRET_KEY, "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
     "CSRF_TRUSTED_ORIGINS": s.CSRF_TRUSTED_ORIGINS,
@@ -208,11 +179,9 @@ print(json.dumps({
     "REDIS_URL": s.REDIS_URL, "REDIS_PASSWORD": s.REDIS_PASSWORD,
     "CACHE_LOCATION": s.CACHES["default"]["LOCATION"],
     "CACHE_PASSWORD": s.CACHES["default"]["OPTIONS"]["password"],
-    "LAYER_BACKEND": s.CHANNEL_LAYERS["default"]["BACKEND"], "LAYER_HOST": layer["hosts"][0],
-    "CAPACITY": layer.get("capacity"), "EXPIRY": layer.get("expiry"),
-    "GROUP_EXPIRY": layer.get("group_expiry"),
     "CHAT": {name: getattr(s, name) for name in dir(s) if name.startswith("CHAT_")},
     "ACCOUNT": {name: getattr(s, name) for name in dir(s) if name.startswith("ACCOUNT_")},
+    "SETTINGS": [name for name in dir(s) if name.isupper()],
     "AXES": [s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds()],
     "LOG_LEVEL": s.LOGGING["root"]["level"],
     "STORAGE": s.STORAGES["staticfiles"]["BACKEND"],
@@ -249,8 +218,6 @@ def test_settings_defaults_are_safe_for_production():
     assert loaded["DB_ENGINE"] == "django.db.backends.sqlite3"
     assert loaded["DB_NAME"].endswith("db.sqlite3")
     assert loaded["REDIS_URL"] == "redis://127.0.0.1:6379/0"
-    assert loaded["LAYER_BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert (loaded["CAPACITY"], loaded["EXPIRY"], loaded["GROUP_EXPIRY"]) == (1000, 60, 86400)
     assert loaded["CHAT"] == {
         "CHAT_ACCOUNT_MAX_SOCKETS": 20,
         "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": 30,
@@ -287,9 +254,6 @@ def test_settings_read_every_documented_variable(tmp_path):
         DATABASE_PASSWORD_FILE=str(tmp_path / "db-password"),
         REDIS_URL="redis://:ignored@redis:6379/0",
         REDIS_PASSWORD_FILE=str(tmp_path / "redis-password"),
-        CHANNEL_LAYER_CAPACITY="7",
-        CHANNEL_LAYER_EXPIRY="8",
-        CHANNEL_LAYER_GROUP_EXPIRY="9",
         CHAT_MAX_MESSAGE_LENGTH="11",
         CHAT_RATE_LIMIT_MESSAGES="12",
         CHAT_RATE_LIMIT_SECONDS="13",
@@ -320,9 +284,6 @@ def test_settings_read_every_documented_variable(tmp_path):
     assert loaded["REDIS_URL"] == "redis://redis:6379/0"
     assert loaded["CACHE_LOCATION"] == "redis://redis:6379/0"
     assert loaded["REDIS_PASSWORD"] == loaded["CACHE_PASSWORD"] == "redis-secret"
-    assert loaded["LAYER_HOST"]["address"] == "redis://redis:6379/0"
-    assert loaded["LAYER_HOST"]["password"] == "redis-secret"
-    assert (loaded["CAPACITY"], loaded["EXPIRY"], loaded["GROUP_EXPIRY"]) == (7, 8, 9)
     assert loaded["CHAT"] == {
         "CHAT_ACCOUNT_MAX_SOCKETS": 21,
         "CHAT_ADDRESS_RATE_LIMIT_MESSAGES": 20,
@@ -347,9 +308,6 @@ def integers_read(loaded: dict) -> dict[str, int]:
     """The value settings.py took for each integer variable, from PRINT_SETTINGS' output."""
     return {
         "DJANGO_HSTS_SECONDS": loaded["SECURE_HSTS_SECONDS"],
-        "CHANNEL_LAYER_CAPACITY": loaded["CAPACITY"],
-        "CHANNEL_LAYER_EXPIRY": loaded["EXPIRY"],
-        "CHANNEL_LAYER_GROUP_EXPIRY": loaded["GROUP_EXPIRY"],
         **{name: value for name, value in loaded["CHAT"].items() if name in INTEGERS},
         **loaded["ACCOUNT"],
     }

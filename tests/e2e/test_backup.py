@@ -8,8 +8,11 @@ with its password again and the room's history is the same, ids included, and go
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import stat
+import tarfile
 import time
 from pathlib import Path
 
@@ -79,3 +82,34 @@ def test_retention_keeps_the_newest_of_this_project_and_never_touches_another(st
         assert "1 kept" in said(kept)
     finally:
         other.unlink(missing_ok=True)
+
+
+@pytest.mark.disruptive
+@pytest.mark.timeout(600)
+def test_restore_refuses_a_cluster_archive_before_stopping_anything(stack: Stack):
+    """An archive whose database is a PostgreSQL dump (a cluster's) is refused before wsgi and asgi
+    are stopped: the same containers serve on."""
+    if not stack.reconverge_command:
+        pytest.skip("E2E_RECONVERGE_COMMAND is not set")
+    archive = Path("/var/backups/djchat") / f"{stack.project}-20200101T000000Z.tar.gz"
+    manifest = {"made_at": 0, "database": "postgresql", "migrations": {}, "redis_keys": 0}
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (
+            ("manifest.json", json.dumps({**manifest, "format": 1}).encode()),
+            ("postgres/database.pgdump", b"PGDMP"),
+        ):
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            tar.addfile(entry, io.BytesIO(data))
+    serving = {c.name: c.attrs["State"]["StartedAt"] for c in stack.services("wsgi|asgi")}
+    try:
+        refused = stack.playbook(
+            "restore.yml", "-e", f"djchat_restore_archive={archive.name}", check=False
+        )
+    finally:
+        archive.unlink()
+
+    assert refused.returncode != 0
+    assert "holds no database.sqlite3" in said(refused), refused.output[-3000:]
+    assert "nothing was changed" in said(refused)
+    assert {c.name: c.attrs["State"]["StartedAt"] for c in stack.services("wsgi|asgi")} == serving

@@ -28,12 +28,11 @@ from playbook import APP_DIR, REPO_ROOT, PlaybookRun, render
 APP_BOUNDS = REPO_ROOT / "roles/djchat_stack/vars/main/app_bounds.yml"
 BOUNDS: dict[str, dict] = yaml.safe_load(APP_BOUNDS.read_text())["_djchat_app_bounds"]
 
-# Cross-field rules of tasks/validate.yml keep two variables above a partner (gunicorn must keep
-# an idle connection longer than nginx does; a socket's group membership must outlive the
-# socket): at the lowest, the partner is set to its own lowest, 1, and the variable to 2.
+# A cross-field rule of tasks/validate.yml keeps a variable above a partner (gunicorn must keep
+# an idle connection longer than nginx does): at the lowest, the partner is set to its own
+# lowest, 1, and the variable to 2.
 ABOVE_PARTNER = {
     "djchat_gunicorn_keepalive": "djchat_nginx_upstream_keepalive_timeout",
-    "djchat_channel_layer_group_expiry": "djchat_asgi_websocket_timeout",
 }
 
 PROFILES = {
@@ -57,12 +56,8 @@ SETTINGS_PROBE = """
 import json, django
 from django.conf import settings as s
 django.setup()
-layer = s.CHANNEL_LAYERS["default"]["CONFIG"]
 print(json.dumps({
     "DJANGO_HSTS_SECONDS": s.SECURE_HSTS_SECONDS,
-    "CHANNEL_LAYER_CAPACITY": layer.get("capacity"),
-    "CHANNEL_LAYER_EXPIRY": layer.get("expiry"),
-    "CHANNEL_LAYER_GROUP_EXPIRY": layer.get("group_expiry"),
     **{name: getattr(s, name) for name in dir(s) if name.startswith(("CHAT_", "ACCOUNT_"))},
 }))
 """
