@@ -59,7 +59,6 @@ def test_round_trip_into_a_fresh_stack(tmp_path, stack_env, redis_server):
     client.set("djchat:quota:messages:account:7", "1", px=600_000)  # outlives the connection
     client.set("djchat:latest:lobby", "3")  # no expiry
     client.zadd("djchat:presence:lobby", {"keeper": 1})  # live: never backed up
-    client.set("djchat:asgi:group:lobby", "x")  # the channel layer's: never backed up
     directory = tmp_path / "backup"
     directory.mkdir()
 
@@ -83,7 +82,7 @@ def test_round_trip_into_a_fresh_stack(tmp_path, stack_env, redis_server):
     assert client.get("djchat:latest:lobby") == b"3"
     assert client.ttl("djchat:latest:lobby") == -1
     assert 0 < client.pttl("djchat:quota:messages:account:7") <= 600_000
-    assert not client.exists("djchat:presence:lobby", "djchat:asgi:group:lobby")
+    assert not client.exists("djchat:presence:lobby")
 
 
 def test_a_key_whose_time_ran_out_since_the_backup_stays_gone(tmp_path, redis_server):
