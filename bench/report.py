@@ -210,6 +210,18 @@ def table(results: dict) -> list[str]:
         1,
     )
     add(
+        "— warm converge ÷ the floor (aim ≤ 3)",
+        lambda d, _p: _floor_ratio(_get(d, "deploy")),
+        1,
+        show_ratio=False,
+    )
+    add(
+        "converge with one line of app code changed (build, release steps, rollout)",
+        lambda d, _p: _get(d, "deploy", "code_change_converge", "seconds"),
+        1,
+        show_ratio=False,
+    )
+    add(
         "bare `docker compose up -d --wait`, stack stopped",
         lambda d, _p: _compose_stopped(_get(d, "deploy", "compose_up_stopped")),
         1,
@@ -298,6 +310,13 @@ def _offered(step):
         if step.get("p99_ms") is not None
         else "—"
     )
+
+
+def _floor_ratio(deploy):
+    """The warm converge against the bare `compose up` measured right after it."""
+    warm = (deploy or {}).get("warm_converge", {}).get("seconds")
+    floor = (deploy or {}).get("compose_up_running", {}).get("seconds")
+    return round(warm / floor, 1) if warm and floor else None
 
 
 def _compose_stopped(entry):

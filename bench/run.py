@@ -340,7 +340,15 @@ class Bench:
         if first:
             self.compose("down", name=f"{profile}-compose-down")
             deploy["compose_up_stopped"] = self.compose_up(f"{profile}-compose-up-stopped")
+            deploy["code_change_converge"] = self.code_change(profile)
         return deploy
+
+    def code_change(self, profile: str) -> dict:
+        """A release with one line of app code changed: the converge builds the new image, runs
+        its steps and rolls it out; it ends when the new release serves (the role's smoke check)."""
+        marked = self.src / "app" / "chat" / "__init__.py"
+        marked.write_text(marked.read_text() + f"# bench: code change at {time.time():.0f}\n")
+        return self.playbook("site.yml", profile, f"{profile}-code-change")
 
     def seed_data(self) -> None:
         """Rooms with messages, so the room list every profile serves is a full page (20 rooms)."""

@@ -37,7 +37,7 @@ VALIDATION_TASKS = {
     f"{ROLE} : Validating arguments against arg spec 'main' - Build djchat on a Docker "
     "host and run redis, wsgi, asgi and nginx with Compose",
     f"{ROLE} : Check value ranges and cross-field rules",
-    f"{ROLE} : Look for this project's nginx container",
+    f"{ROLE} : List this project's containers",
     f"{ROLE} : Note whether nginx is serving",
     f"{ROLE} : Probe the published ports",
     f"{ROLE} : Check that nothing but this stack's nginx listens on the published ports",
