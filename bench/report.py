@@ -21,6 +21,12 @@ AIM_FANOUT_RATIO = 5
 AIM_CONNECTIONS = 10000
 AIM_WARM_SECONDS = 15
 AIM_IMAGE_RATIO = 0.5
+# Issue 16: fan-out near Python's floor, a no-change converge near Compose's.
+AIM16_DELIVERIES = 6000
+AIM16_CPU_US = 150
+AIM16_WARM_SECONDS = 6
+AIM16_FLOOR_RATIO = 3
+AIM16_ROOM_LIST_RATIO = 4
 
 
 def _get(data: dict, *path, default=None):
@@ -391,6 +397,76 @@ def aims(results: dict) -> list[str]:
     return lines
 
 
+def aims_16(results: dict) -> list[str]:
+    """Issue 16's aims for the defaults, with the floor relay beside the fan-out."""
+    profiles = results["profiles"]
+    d, s, relay = (profiles.get(p, {}) for p in ("defaults", "seed", "relay"))
+    lines = ["| aim (defaults, 2 cores) | measured | met |", "|---|---|---|"]
+
+    def check(label, value_text, ok):
+        lines.append(f"| {label} | {value_text} | {'yes' if ok else 'no'} |")
+
+    if _get(d, "fanout"):
+        best = fanout_best_step(d) or {}
+        floor = (fanout_best_step(relay) or {}).get("delivered_rate")
+        rate = best.get("delivered_rate", 0)
+        check(
+            f"fan-out ≥ {AIM16_DELIVERIES:,} deliveries/s at p99 < 100 ms, 0 lost",
+            f"{rate:,.0f}" + (f" (floor relay {floor:,.0f})" if floor else ""),
+            rate >= AIM16_DELIVERIES,
+        )
+        cpu = _cpu_per(_get(d, "fanout", "steps", default=[]), "delivered", 1e6)
+        relay_cpu = _cpu_per(_get(relay, "fanout", "steps", default=[]), "delivered", 1e6)
+        if cpu is not None:
+            check(
+                f"stack CPU ≤ {AIM16_CPU_US} µs per delivery",
+                f"{cpu:,.0f} µs"
+                + (
+                    f" ({cpu / relay_cpu:.1f}× the floor relay's {relay_cpu:,.0f})"
+                    if relay_cpu
+                    else ""
+                ),
+                cpu <= AIM16_CPU_US,
+            )
+    warm = _get(d, "deploy", "warm_converge")
+    if warm:
+        check(
+            f"no-change converge ≤ {AIM16_WARM_SECONDS} s with changed=0",
+            f"{warm['seconds']} s, changed={warm['changed']}",
+            warm["seconds"] <= AIM16_WARM_SECONDS and warm["changed"] == 0,
+        )
+        ratio_to_floor = _floor_ratio(_get(d, "deploy"))
+        if ratio_to_floor is not None:
+            check(
+                f"no-change converge ≤ {AIM16_FLOOR_RATIO}× bare `compose up`",
+                f"{ratio_to_floor}× ({_get(d, 'deploy', 'compose_up_running', 'seconds')} s)",
+                ratio_to_floor <= AIM16_FLOOR_RATIO,
+            )
+    code = _get(d, "deploy", "code_change_converge")
+    if code:
+        lines.append(
+            f"| code-change converge, start to the new release serving | {code['seconds']} s, changed={code['changed']} | — |"
+        )
+    dv, sv = best_http(d, "room_list"), best_http(s, "room_list")
+    if dv and sv:
+        check(
+            f"`/` ≥ {AIM16_ROOM_LIST_RATIO}× seed (kept)",
+            f"{dv:,.0f} vs {sv:,.0f}: {dv / sv:.2f}×",
+            dv / sv >= AIM16_ROOM_LIST_RATIO,
+        )
+    held = _get(d, "capacity", "held")
+    if held is not None:
+        check(
+            f"{AIM_CONNECTIONS:,} idle connections held (kept)",
+            f"{held:,}",
+            held >= AIM_CONNECTIONS,
+        )
+    lost = [_lost_all_rounds(profiles[p]) for p in profiles if _get(profiles[p], "fanout")]
+    if lost:
+        check("0 messages lost anywhere (kept)", f"{sum(x or 0 for x in lost)}", not any(lost))
+    return lines
+
+
 def headline(results: dict, profile: str) -> dict:
     """The figures the aims are about, for one profile of one run."""
     p = results["profiles"].get(profile, {})
@@ -661,7 +737,8 @@ def write(out: Path, results: dict, before: dict | None = None) -> None:
             "",
         ]
     md += table(results)
-    md += ["", "## Aims (issue 6)", "", *aims(results), ""]
+    md += ["", "## Aims (issue 16)", "", *aims_16(results), ""]
+    md += ["## Aims (issue 6)", "", *aims(results), ""]
     if before and before.get("profiles"):
         md += ["## Before and after the default changes", "", *before_after(before, results), ""]
     md += ["## Fan-out steps", "", *fanout_details(results), ""]
