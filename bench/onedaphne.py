@@ -10,17 +10,28 @@ instead, under the same load (issue 16). From the repository root:
     python bench/onedaphne.py --rooms 10 --clients 20 --rates 10,50,100
     python bench/onedaphne.py --app /work/wt-fanout-base/app --rates 10,50,100
     python bench/onedaphne.py --floor --rates 10,50,100
+
+With --server the same app object (djchat.asgi:application) is served by another ASGI server
+instead of daphne, one process, so daphne's share of the CPU per delivery can be told from the
+app's: uvicorn with either of its WebSocket implementations, or granian. Those servers are no
+dependency of the app and stay out of its venv: they are installed with pip's --target into
+--servers-path (SERVERS_PIP below), which only the server process gets on its PYTHONPATH.
+
+    python bench/onedaphne.py --server uvicorn-wsproto --rates 10,50,100
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -29,10 +40,80 @@ sys.path.insert(0, str(REPO / "app"))
 
 from tests import servers  # noqa: E402  (the app tests' process helpers, no Django imports)
 
+SERVERS = ("daphne", "uvicorn-websockets", "uvicorn-wsproto", "granian")
+SERVERS_PATH = "/tmp/asgi-servers"
+# Pinned, so runs on two days compare the same servers. websockets and click are the venv's own
+# versions: the directory comes before the venv on the server's PYTHONPATH and must not shadow the
+# app's copies with others.
+SERVERS_PIN = (
+    "uvicorn==0.55.0 websockets==17.4 wsproto==1.3.2 h11==0.16.0 click==8.5.1 granian==2.8.9"
+)
+SERVERS_PIP = f"{sys.executable} -m pip install --target {{path}} {SERVERS_PIN}"
+# The modules each server imports from --servers-path (uvicorn's HTTP parser is h11: see below).
+SERVER_MODULES = {
+    "uvicorn-websockets": ("uvicorn", "h11", "websockets"),
+    "uvicorn-wsproto": ("uvicorn", "h11", "wsproto"),
+    "granian": ("granian",),
+}
+# daphne's WebSocket keepalive as the stack runs it (roles/djchat_stack/defaults/main.yml:
+# djchat_asgi_ping_interval and djchat_asgi_ping_timeout, also daphne's own defaults).
+PING_INTERVAL_S = 20
+PING_TIMEOUT_S = 30
+
 
 def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of `pid` (every thread's: a child belongs to the thread that forked it)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def serving_pid(process: subprocess.Popen) -> int:
+    """The process that serves the WebSockets, whose CPU --pid meters (once the app answers).
+
+    daphne and uvicorn (one worker: uvicorn then runs it in its own process, no supervisor) serve
+    in the process started. granian's started process is a supervisor: it binds the socket and
+    starts its worker with multiprocessing (a fork on Python 3.11, multiprocessing's default start
+    method there; `spawn_main` where spawn is), and the worker runs the app, its asyncio loop and
+    granian's Rust I/O threads. The worker is measured, and the supervisor's CPU over the whole
+    run is reported beside it ("supervisor_cpu_seconds") to show what that leaves out.
+    multiprocessing's resource tracker, where it runs, is a child too, and serves nothing."""
+    workers = []
+    for pid in child_pids(process.pid):
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(pid)
+        except OSError:  # it ended meanwhile
+            continue
+    if len(workers) > 1:
+        raise SystemExit(f"{process.args[2]} runs {len(workers)} worker processes, expected 1")
+    return workers[0] if workers else process.pid
+
+
+def wait_for_health(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """The port answers /healthz: the app is loaded. An open port alone is not enough where a
+    supervisor binds it before its worker has imported the app (granian)."""
+    servers.wait_for_port(port, process, timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{process.args[2]} did not answer /healthz on port {port}")
+        time.sleep(0.1)
 
 
 def wsload(url: str, pid: int, args: argparse.Namespace) -> dict:
@@ -70,6 +151,97 @@ def app_env(workdir: Path, redis: servers.RedisServer, app: Path) -> dict[str, s
     )
 
 
+def check_servers_path(args: argparse.Namespace) -> None:
+    """Every module the server needs is in --servers-path itself (not merely in the venv)."""
+    path = str(Path(args.servers_path).resolve())
+    missing = [
+        module
+        for module in SERVER_MODULES[args.server]
+        if importlib.machinery.PathFinder.find_spec(module, [path]) is None
+    ]
+    if missing:
+        raise SystemExit(
+            f"--server {args.server} needs {', '.join(missing)} in {path}; install the pinned "
+            f"servers there with:\n    {SERVERS_PIP.format(path=path)}"
+        )
+
+
+def server_versions(args: argparse.Namespace) -> dict[str, str]:
+    """The versions that served the run, from the directory the server process imports them from
+    (daphne, Twisted and autobahn: this venv)."""
+    if args.server == "daphne":
+        return {
+            name: importlib.metadata.version(name) for name in ("daphne", "Twisted", "autobahn")
+        }
+    names = set(SERVER_MODULES[args.server])  # each module is its distribution's name
+    found = importlib.metadata.distributions(path=[str(Path(args.servers_path).resolve())])
+    return {d.metadata["Name"]: d.version for d in found if d.metadata["Name"] in names}
+
+
+def app_frame_size(app: Path, env: dict[str, str]) -> int:
+    """chat.protocol.max_frame_size(settings.CHAT_MAX_MESSAGE_LENGTH), the limit djchat.asgi_server
+    gives daphne, read from the app's own settings under the run's environment."""
+    code = (
+        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'djchat.settings'); "
+        "from django.conf import settings; from chat.protocol import max_frame_size; "
+        "print(max_frame_size(settings.CHAT_MAX_MESSAGE_LENGTH))"
+    )
+    return int(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=app,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+
+def server_command(args: argparse.Namespace, port: int, frame_size: int) -> list[str]:
+    """One process of the chosen server on 127.0.0.1:port, set up as daphne is where it can be.
+
+    daphne: djchat.asgi_server as the stack runs it (it sets the frame and message limit to
+    frame_size itself and closes with 1009 past it; pings every 20 s and a close after 30 s
+    without a pong, daphne's defaults and the stack's settings; the NCSA access log on stdout,
+    daphne's default at verbosity 1: one line per WebSocket connect and disconnect, none per
+    message).
+
+    uvicorn: one worker (it then serves in its own process), the same message limit (1009 "message
+    too big" past it), pings and access log (the handshake lines), proxy headers as daphne's
+    --proxy-headers (none are sent here). Lifespan off: the app's ProtocolTypeRouter has no
+    "lifespan" entry, and daphne never sends one. Per-message deflate off: daphne (autobahn) never
+    negotiates it. Plain asyncio and h11, as uvicorn's "auto" would pick uvloop or httptools where
+    installed, and daphne runs Twisted's asyncio reactor: the comparison is the servers' own code.
+
+    granian: the ASGI interface without lifespan ("asginl"), one worker with one runtime thread,
+    asyncio, HTTP/1, access log. It has no WebSocket message limit or ping options: it keeps its
+    own (no server pings, tungstenite's 64 MiB message limit). Its --backpressure caps the
+    connections a worker accepts, every WebSocket held for its life, at backlog/workers (1024) by
+    default: raised above the run's connections so that a large run meets the server, not the cap.
+    """
+    app = "djchat.asgi:application"
+    if args.server == "daphne":
+        return [sys.executable, "-m", "djchat.asgi_server", "-b", "127.0.0.1", "-p", str(port),
+                "--proxy-headers", app]  # fmt: skip
+    if args.server.startswith("uvicorn-"):
+        return [
+            sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--loop", "asyncio", "--http", "h11",
+            "--ws", args.server.removeprefix("uvicorn-"), "--ws-max-size", str(frame_size),
+            "--ws-ping-interval", str(PING_INTERVAL_S), "--ws-ping-timeout", str(PING_TIMEOUT_S),
+            "--ws-per-message-deflate", "false", "--lifespan", "off",
+            "--proxy-headers", "--access-log", "--log-level", "info", app,
+        ]  # fmt: skip
+    connections = args.rooms * args.clients
+    return [
+        sys.executable, "-m", "granian", "--interface", "asginl",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--runtime-threads", "1",
+        "--loop", "asyncio", "--http", "1", "--backpressure", str(max(1024, 2 * connections)),
+        "--access-log", "--log-level", "info", app,
+    ]  # fmt: skip
+
+
 def run_app(args: argparse.Namespace, workdir: Path) -> dict:
     app = Path(args.app).resolve()
     with servers.redis_server(workdir) as redis:
@@ -81,18 +253,31 @@ def run_app(args: argparse.Namespace, workdir: Path) -> dict:
         if migrated.returncode != 0:
             raise SystemExit(migrated.stderr)
         port = servers.free_port()
-        command = [sys.executable, "-m", "djchat.asgi_server", "-b", "127.0.0.1", "-p", str(port),
-                   "--proxy-headers", "djchat.asgi:application"]  # fmt: skip
-        log = (workdir / "daphne.log").open("w")
-        daphne = subprocess.Popen(command, cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
+        command = server_command(args, port, app_frame_size(app, env))
+        if args.server != "daphne":
+            # After the app, before the venv: the servers and nothing else come from there.
+            env["PYTHONPATH"] = os.pathsep.join([str(app), str(Path(args.servers_path).resolve())])
+        log = (workdir / f"{args.server}.log").open("w")
+        server = subprocess.Popen(command, cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            servers.wait_for_port(port, daphne)
+            wait_for_health(port, server)
+            pid = serving_pid(server)
             redis_before = process_cpu_seconds(redis.process.pid)
-            result = wsload(f"ws://127.0.0.1:{port}", daphne.pid, args)
+            supervisor_before = process_cpu_seconds(server.pid)
+            result = wsload(f"ws://127.0.0.1:{port}", pid, args)
             result["redis_cpu_seconds"] = process_cpu_seconds(redis.process.pid) - redis_before
+            if pid != server.pid:
+                spent = process_cpu_seconds(server.pid) - supervisor_before
+                result["supervisor_cpu_seconds"] = round(spent, 3)
+        except BaseException:
+            log.flush()
+            print((workdir / f"{args.server}.log").read_text()[-4000:], file=sys.stderr)
+            raise
         finally:
-            servers.stop(daphne)
+            servers.stop(server)
             log.close()
+    result["server"] = args.server
+    result["server_versions"] = server_versions(args)
     return result
 
 
@@ -112,15 +297,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", default=str(REPO / "app"))
     parser.add_argument("--floor", action="store_true", help="measure bench/floor.py instead")
+    parser.add_argument(
+        "--server", choices=SERVERS, default="daphne", help="the ASGI server that serves the app"
+    )
+    parser.add_argument(
+        "--servers-path",
+        default=SERVERS_PATH,
+        help="where uvicorn, wsproto and granian are installed (pip --target), for --server",
+    )
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rates", default="10,50,100")
     parser.add_argument("--step-seconds", type=float, default=6)
     parser.add_argument("--drain-seconds", type=float, default=6)
     args = parser.parse_args()
+    if args.floor and args.server != "daphne":
+        parser.error("--floor measures bench/floor.py, which is no ASGI app: leave --server out")
     if args.floor:
         result = run_floor(args)
     else:
+        if args.server != "daphne":
+            check_servers_path(args)
         with tempfile.TemporaryDirectory(prefix="onedaphne-") as workdir:
             result = run_app(args, Path(workdir))
     print(json.dumps(result))
