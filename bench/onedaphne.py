@@ -222,8 +222,8 @@ def server_command(args: argparse.Namespace, port: int, frame_size: int) -> list
     """
     app = "djchat.asgi:application"
     if args.server == "daphne":
-        return [sys.executable, "-m", "djchat.asgi_server", "-b", "127.0.0.1", "-p", str(port),
-                "--proxy-headers", app]  # fmt: skip
+        return [sys.executable, "-m", "djchat.asgi_server", "--server=daphne",
+                "--bind=127.0.0.1", f"--port={port}"]  # fmt: skip
     if args.server.startswith("uvicorn-"):
         return [
             sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),

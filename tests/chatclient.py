@@ -109,7 +109,7 @@ class ChatClient:
 
     @property
     def served_by(self) -> str:
-        """The daphne process of the current connection (its history frame)."""
+        """The asgi process of the current connection (its history frame)."""
         return self.history.get("served_by", "")
 
     @property

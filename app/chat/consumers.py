@@ -18,9 +18,9 @@ connection then sends the missing ones from the database.
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
+from collections import deque
 
 from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
@@ -31,7 +31,7 @@ from chat import metrics, protocol
 from chat.handshake import Admission
 from chat.protocol import ErrorCode, ProtocolError
 from chat.ratelimit import TokenBucket
-from chat.services import fanout, latest, messages, presence, quotas
+from chat.services import eager, fanout, latest, messages, presence, quotas
 from djchat.middleware import HOSTNAME
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # chat.services.fanout, and Channels neither makes a channel per consumer nor listens on one.
     heartbeat: asyncio.Task | None = None
     catching_up: asyncio.Task | None = None
+    # Frames waiting behind a send that waits for the socket to drain (send_shared), and the task
+    # that writes them.
+    backlog: deque[dict] | None = None
+    draining: asyncio.Task | None = None
     catch_up_again = False
     # The id of the last message this client has (from history, resume or live delivery).
     delivered_up_to = 0
@@ -226,12 +230,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def send_shared(self, event: dict) -> None:
-        """Write a broadcast's (or a catch-up's) frame to this socket, unless its client has just
-        gone."""
+        """Write a frame to this socket, in order, without ever making the caller wait for the
+        client (chat.services.eager): the hub goes on to the other members while a send waits
+        for this socket to drain, and what comes meanwhile waits in `backlog` behind it.
+        Nothing is sent after the client has gone."""
+        if self.backlog is not None:
+            self.backlog.append(event)
+            return
         try:
-            await self.base_send(event)
+            draining = eager.start(self.base_send(event))
         except SOCKET_CLOSED:
-            logger.debug("A broadcast to %r in %s found the socket closed", self.nick, self.room)
+            logger.debug("A frame to %r in %s found the socket closed", self.nick, self.room)
+            return
+        if draining is not None:
+            # The server applies flow control (uvicorn does, daphne never): this client reads
+            # slower than the room talks. Its ping timeout ends it if it stops reading for good.
+            self.backlog = deque()
+            self.draining = asyncio.create_task(self.drain_backlog(draining))
+
+    async def drain_backlog(self, draining: asyncio.Task) -> None:
+        try:
+            await draining
+            while self.backlog:
+                await self.base_send(self.backlog.popleft())
+        except SOCKET_CLOSED:
+            logger.debug("A frame to %r in %s found the socket closed", self.nick, self.room)
+        finally:
+            self.backlog = None
 
     def hub_resubscribed(self) -> None:
         """The process was cut off from the room's broadcasts for a while (Redis restarted)."""
@@ -318,11 +343,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.heartbeat.cancel()
         if self.catching_up is not None:
             self.catching_up.cancel()
+        if self.draining is not None:
+            self.draining.cancel()
 
     # --- sending ------------------------------------------------------------------------------
 
     async def send_frame(self, frame: dict) -> None:
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+        """This socket's own frames (history, pong, presence, errors) take the broadcasts' path,
+        so they keep their order with them."""
+        await self.send_shared(fanout.send_event(fanout.encode(frame)))
 
     async def send_error(self, code: ErrorCode, detail: str) -> None:
         await self.send_frame(protocol.error_frame(code, detail))

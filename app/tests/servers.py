@@ -1,7 +1,7 @@
 """Real servers for the tests: redis-server and the app's own processes, started as subprocesses.
 
 No Django imports here: the helpers only build command lines and environments, so the same code can
-start daphne for the browser test and the multi-process test.
+start the asgi server (uvicorn or daphne) for the browser test and the multi-process test.
 """
 
 from __future__ import annotations
@@ -167,11 +167,12 @@ def app_process(command: list[str], port: int, env: dict[str, str], log: Path):
         stop(process)
 
 
-def daphne(env: dict[str, str], log: Path):
-    """The asgi process type, as the image runs it, on a free loopback port."""
+def asgi_process(env: dict[str, str], log: Path, server: str = "uvicorn"):
+    """The asgi process type, as the image runs it (djchat.asgi_server with `server`), on a free
+    loopback port."""
     port = free_port()
-    command = [PYTHON, "-m", "djchat.asgi_server", "-b", "127.0.0.1", "-p", str(port),
-               "--proxy-headers", "djchat.asgi:application"]  # fmt: skip
+    command = [PYTHON, "-m", "djchat.asgi_server", f"--server={server}", "--bind=127.0.0.1",
+               f"--port={port}"]  # fmt: skip
     return app_process(command, port, env, log)
 
 
@@ -185,8 +186,8 @@ def gunicorn(env: dict[str, str], log: Path, workers: int = 2):
 
 @dataclass
 class Stack:
-    """The app as deployed, minus nginx: two daphne processes and gunicorn sharing one database
-    and one Redis, as separate OS processes."""
+    """The app as deployed, minus nginx: two asgi processes and gunicorn sharing one database and
+    one Redis, as separate OS processes."""
 
     asgi: list[AppServer]
     wsgi: AppServer
@@ -197,9 +198,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(redis_server: RedisServer, workdir: Path, **extra_env: str) -> Iterator[Stack]:
+def running_stack(
+    redis_server: RedisServer, workdir: Path, server: str = "uvicorn", **extra_env: str
+) -> Iterator[Stack]:
     env = app_env(
-        # Debug, so a lone daphne serves the static files to the browser (no nginx here).
+        # Debug, so a lone asgi process serves the static files to the browser (no nginx here).
         DJANGO_DEBUG="true",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=f"sqlite:///{workdir}/db.sqlite3",
@@ -211,7 +214,10 @@ def running_stack(redis_server: RedisServer, workdir: Path, **extra_env: str) ->
     migrated = manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
     with contextlib.ExitStack() as running:
-        asgi = [running.enter_context(daphne(env, workdir / f"daphne-{n}.log")) for n in (1, 2)]
+        asgi = [
+            running.enter_context(asgi_process(env, workdir / f"{server}-{n}.log", server))
+            for n in (1, 2)
+        ]
         wsgi = running.enter_context(gunicorn(env, workdir / "gunicorn.log"))
         yield Stack(asgi=asgi, wsgi=wsgi, logs=workdir)
 

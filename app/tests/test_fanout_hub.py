@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from chat.services import fanout, latest
 from chat.services.messages import post_message
 from chat.services.redis_client import close_client
-from djchat import config
+from djchat import asgi_server, config
 from tests import servers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -234,13 +234,14 @@ def _numsub(port: int, password: str, room: str) -> int:
         client.close()
 
 
-# --- real daphne processes ---------------------------------------------------------------------
+# --- real asgi processes, under each server ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def daphnes(redis_server, tmp_path_factory):
-    """Two daphne processes (no gunicorn) with limits a flood of test messages stays under."""
-    workdir = tmp_path_factory.mktemp("fanout-daphne")
+@pytest.fixture(scope="module", params=asgi_server.SERVERS)
+def asgi_processes(request, redis_server, tmp_path_factory):
+    """Two asgi processes (no gunicorn) of one server, with limits a flood of test messages stays
+    under."""
+    workdir = tmp_path_factory.mktemp(f"fanout-{request.param}")
     env = servers.app_env(
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=f"sqlite:///{workdir}/db.sqlite3",
@@ -249,11 +250,17 @@ def daphnes(redis_server, tmp_path_factory):
         REDIS_PASSWORD=redis_server.password,
         CHAT_RATE_LIMIT_MESSAGES="10000",
         CHAT_ADDRESS_RATE_LIMIT_MESSAGES="10000",
+        # A heartbeat every 10 minutes: what reaches a client here came through the hub, not
+        # through the heartbeat's repair.
+        CHAT_PRESENCE_TTL="1800",
     )
     migrated = servers.manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
     with contextlib.ExitStack() as running:
-        yield [running.enter_context(servers.daphne(env, workdir / f"d{n}.log")) for n in (1, 2)]
+        yield [
+            running.enter_context(servers.asgi_process(env, workdir / f"d{n}.log", request.param))
+            for n in (1, 2)
+        ]
 
 
 def ws_connect(server, room: str, nick: str):
@@ -273,8 +280,8 @@ def receive_messages(ws, count: int, timeout: float = 20) -> list[dict]:
     return received
 
 
-def test_each_daphne_process_subscribes_once_per_room(daphnes, room, redis_server):
-    first, second = daphnes
+def test_each_asgi_process_subscribes_once_per_room(asgi_processes, room, redis_server):
+    first, second = asgi_processes
     with contextlib.ExitStack() as sockets:
         for n in range(3):
             sockets.enter_context(ws_connect(first, room, f"a{n}"))
@@ -302,16 +309,20 @@ def slow_reader(server, room: str) -> socket.socket:
     return raw
 
 
-def test_a_client_that_stops_reading_does_not_delay_the_others(daphnes, room):
-    server = daphnes[0]
+def test_a_client_that_stops_reading_does_not_delay_the_others(asgi_processes, room):
+    server = asgi_processes[0]
     stalled = slow_reader(server, room)
     try:
         with ws_connect(server, room, "fast") as fast, ws_connect(server, room, "sender") as sender:
-            count = 300
-            text = "y" * 1900  # 600 KB for the stalled client, far beyond its window
+            # 5.3 MB for the stalled client: beyond what the kernel buffers for it (a send buffer
+            # grows to net.ipv4.tcp_wmem's 4 MiB), so the server's own buffer fills too, and
+            # uvicorn's send waits for the socket to drain (its flow control).
+            count = 700
+            text = "\N{GRINNING FACE}" * 1900  # 4 bytes each in UTF-8
             started = time.monotonic()
             for i in range(count):
-                sender.send(json.dumps({"type": "message", "text": f"{i} {text}"}))
+                frame = {"type": "message", "text": f"{i} {text}"}
+                sender.send(json.dumps(frame, ensure_ascii=False))
             received = receive_messages(fast, count)
             elapsed = time.monotonic() - started
     finally:
@@ -319,6 +330,6 @@ def test_a_client_that_stops_reading_does_not_delay_the_others(daphnes, room):
     time.sleep(0.5)
 
     assert [frame["id"] for frame in received] == list(range(1, count + 1))
-    # The time to store 300 messages and relay them, not a wait on the stalled socket.
+    # The time to store 700 messages and relay them, not a wait on the stalled socket.
     assert elapsed < 15, elapsed
     assert "Traceback" not in server.output(), server.output()

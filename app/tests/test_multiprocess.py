@@ -1,4 +1,5 @@
-"""The app as separate processes: two daphnes and gunicorn sharing a database and Redis.
+"""The app as separate processes: two asgi processes and gunicorn sharing a database and Redis,
+under each asgi server (djchat.asgi_server: uvicorn, daphne).
 
 This is what the deployment runs behind nginx; a message or a login must cross process boundaries.
 """
@@ -13,16 +14,18 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from chat.protocol import max_frame_size
+from djchat import asgi_server
 from djchat.bounds import INTEGERS
 from tests import servers
 
 HOSTNAME = socket.gethostname()
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server, tmp_path_factory):
-    """A stack of this module's own: gunicorn and two daphne processes on one Redis."""
-    with servers.running_stack(redis_server, tmp_path_factory.mktemp("stack")) as running:
+@pytest.fixture(scope="module", params=asgi_server.SERVERS)
+def stack(request, redis_server, tmp_path_factory):
+    """A stack of this module's own: gunicorn and two asgi processes of one server on one Redis."""
+    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with servers.running_stack(redis_server, workdir, server=request.param) as running:
         yield running
 
 
@@ -65,7 +68,7 @@ def presence_becomes(ws, online: list[str], timeout: float = 10) -> None:
             _online[ws] = (_online[ws] | set(frame["joined"])) - set(frame["left"])
 
 
-def test_members_on_different_daphne_processes_share_messages_and_presence(stack, room):
+def test_members_on_different_asgi_processes_share_messages_and_presence(stack, room):
     first, second = stack.asgi
     with open_socket(first, room, "amy") as amy, open_socket(second, room, "ben") as ben:
         presence_becomes(amy, ["amy", "ben"])
@@ -100,7 +103,7 @@ def test_history_written_through_one_process_is_served_by_the_other(stack, room)
     ]
 
 
-def test_login_served_by_gunicorn_authenticates_the_websocket_on_daphne(stack, room):
+def test_login_served_by_gunicorn_authenticates_the_websocket_on_the_asgi_server(stack, room):
     browser = requests.Session()
     signup = f"{stack.wsgi.base_url}/accounts/signup/"
     page = browser.get(signup, timeout=10)
@@ -129,7 +132,7 @@ def test_login_served_by_gunicorn_authenticates_the_websocket_on_daphne(stack, r
     assert echoed["nick"] == username
 
 
-def test_daphne_refuses_a_foreign_origin_at_the_handshake(stack, room):
+def test_the_asgi_server_refuses_a_foreign_origin_at_the_handshake(stack, room):
     server = stack.asgi[0]
     with pytest.raises(InvalidStatus) as refused:
         connect(
@@ -155,10 +158,10 @@ def test_the_longest_frame_a_message_needs_reaches_the_app(stack, room):
         assert receive(amy, "message")["text"] == "é" * 2000  # 12,000 bytes of escapes
 
 
-def test_frame_over_daphnes_limit_is_closed_with_1009_and_the_room_goes_on(stack, room):
-    """daphne's frame limit, set from the app's longest message (djchat.asgi_server), ends the
-    connection with a close frame the client can read, not a dropped socket; the other members
-    keep chatting."""
+def test_frame_over_the_servers_limit_is_closed_with_1009_and_the_room_goes_on(stack, room):
+    """The asgi server's frame limit, set from the app's longest message (djchat.asgi_server),
+    ends the connection with a close frame the client can read, not a dropped socket; the other
+    members keep chatting."""
     with (
         open_socket(stack.asgi[0], room, "amy") as amy,
         open_socket(stack.asgi[0], room, "ben") as ben,

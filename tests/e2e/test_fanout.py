@@ -1,4 +1,4 @@
-"""Several daphne replicas behind nginx: clients on different replicas see each other's messages
+"""Several asgi replicas behind nginx: clients on different replicas see each other's messages
 (fan-out through the Redis channel layer) and the same list of who is online."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def expected_replicas(stack: Stack) -> int:
 def clients_on_two_replicas(
     stack: Stack, room: str, attempts: int = 12
 ) -> tuple[SyncChatClient, ...]:
-    """Connect until two members of `room` are served by different daphne containers; the extra
+    """Connect until two members of `room` are served by different asgi containers; the extra
     connections are closed again."""
     first = stack.chat(room, nick="alice")
     extra: list[SyncChatClient] = []

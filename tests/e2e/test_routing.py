@@ -1,5 +1,5 @@
-"""nginx routes HTTP to gunicorn (wsgi) and /ws/ to daphne (asgi), as the app itself reports:
-X-Served-By on HTTP responses, served_by in the WebSocket history frame."""
+"""nginx routes HTTP to gunicorn (wsgi) and /ws/ to the asgi replicas (uvicorn or daphne), as the
+app itself reports: X-Served-By on HTTP responses, served_by in the WebSocket history frame."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_health_endpoints_answer_through_nginx(stack: Stack, path: str):
         assert body["process"] == served_by(response)[0], body
 
 
-def test_websocket_is_answered_by_daphne(stack: Stack, room: str):
+def test_websocket_is_answered_by_an_asgi_replica(stack: Stack, room: str):
     asgi_hosts = stack.asgi_hostnames()
     assert asgi_hosts, f"no running asgi containers in project {stack.project}"
     with stack.chat(room, nick="router") as client:

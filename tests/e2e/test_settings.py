@@ -1,6 +1,6 @@
 """Each deployed setting took effect in the running containers, not just in the files: asgi
-replica count, gunicorn worker processes and class, nginx's upstream list, the channel layer,
-TLS, redirect, HSTS.
+server and replica count, gunicorn worker processes and class, nginx's upstream list, TLS,
+redirect, HSTS.
 The expected values come from the scenario (E2E_EXPECT); a test whose value is unknown is
 skipped."""
 
@@ -33,6 +33,18 @@ def test_asgi_replica_count(stack: Stack):
         f"{len(running)} asgi containers running ({[c.name for c in running]}), expected {replicas}"
     )
     assert len({container.hostname for container in running}) == replicas
+
+
+# What each server logs when it starts listening.
+ASGI_SERVER_STARTED = {"uvicorn": "Uvicorn running on", "daphne": "Starting server at"}
+
+
+def test_asgi_replicas_run_the_configured_server(stack: Stack):
+    server = expect(stack, "asgi_server")
+    for container in stack.services(ASGI_SERVICE):
+        logs = container.logs()
+        started = {name for name, line in ASGI_SERVER_STARTED.items() if line in logs}
+        assert started == {server}, f"{container.name} started {started or 'none'}: {logs[-800:]}"
 
 
 def test_nginx_upstream_lists_every_asgi_replica(stack: Stack):

@@ -76,7 +76,8 @@ FRAMES = {
         json.dumps({"type": "message", "text": "x" * (MAX_LENGTH + 1)}),
         "too_long",
     ),
-    # Under daphne's frame limit (13,024 bytes for MAX_LENGTH, djchat.asgi_server): the app answers.
+    # Under the asgi server's frame limit (13,024 bytes for MAX_LENGTH, djchat.asgi_server): the
+    # app answers.
     "text-of-12-kib": (json.dumps({"type": "message", "text": "x" * 12 * 1024}), "too_long"),
     "lone-surrogate-in-text": ('{"type": "message", "text": "bad \\ud800 text"}', "bad_json"),
 }
@@ -107,10 +108,10 @@ def test_bad_frame_gets_an_error_frame_and_the_connection_stays(hostile: SyncCha
     assert_still_usable(hostile)
 
 
-def test_frame_over_daphnes_limit_is_refused_cleanly(hostile: SyncChatClient):
-    """Over daphne's frame limit (what the longest message needs, djchat.asgi_server): a 1009
-    close frame, where daphne alone dropped the TCP connection (a finding of this suite until the
-    app launched daphne) and buffered up to 1 MiB first."""
+def test_frame_over_the_servers_limit_is_refused_cleanly(hostile: SyncChatClient):
+    """Over the asgi server's frame limit (what the longest message needs, djchat.asgi_server): a
+    1009 close frame, where daphne alone dropped the TCP connection (a finding of this suite until
+    the app launched daphne) and buffered up to 1 MiB first."""
     hostile.send_raw("x" * 2 * 1024 * 1024)
     try:
         answer = answer_to(hostile, json.dumps({"type": "ping"}))

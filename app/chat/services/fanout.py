@@ -9,13 +9,13 @@ UNSUBSCRIBE after the last local leave), all rooms over one connection, and hand
 frame to every local member: the cost per member is one call that writes the shared text to its
 socket.
 
-Sending in sequence: the hub awaits each member's send one after the other, in one task. Under
-daphne that send never suspends: `base_send` is daphne's handle_reply, which hands the frame to
-the Twisted protocol (autobahn's sendMessage, a transport.write that buffers in the process), so a
-client that reads slowly grows its own socket's buffer and costs the others nothing (tests/
-test_fanout_hub.py checks that with a client that stops reading). A task per member and message
-would cost more than the write itself; an ASGI server that applied back pressure in send() would
-need one, and this module would need to change with it.
+Sending in sequence: the hub calls each member in turn, in one task, and a member's send never
+makes it wait. daphne's send never waits (it hands the frame to Twisted, which buffers in the
+process); uvicorn's waits for the socket to drain when its client reads slower than the room talks.
+The consumer (ChatConsumer.send_shared) runs each send eagerly (chat.services.eager): one that
+finishes at once costs no task, one that has to wait finishes in a task of that member's own,
+with later frames queued behind it, so a slow client costs the others nothing (tests/
+test_fanout_hub.py checks that with a client that stops reading, under both servers).
 
 Redis pub/sub delivers at most once: a process that is disconnected misses what was published
 meanwhile. The reader reconnects and resubscribes every room it holds, then asks each member to
@@ -84,7 +84,7 @@ def encode(frame: dict) -> str:
 
 
 def send_event(text: str) -> dict:
-    # One ASGI message for all members: daphne and the test communicator only read it.
+    # One ASGI message for all members: the servers and the test communicator only read it.
     return {"type": "websocket.send", "text": text}
 
 
@@ -114,7 +114,7 @@ class _Room:
 
 
 class Hub:
-    """The fan-out of one event loop (a daphne process has one; each test has its own)."""
+    """The fan-out of one event loop (an asgi process has one; each test has its own)."""
 
     def __init__(self) -> None:
         self.rooms: dict[str, _Room] = {}
@@ -285,7 +285,7 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakK
 
 
 def hub() -> Hub:
-    """This event loop's hub (one per daphne process)."""
+    """This event loop's hub (one per asgi process)."""
     loop = asyncio.get_running_loop()
     found = _hubs.get(loop)
     if found is None:
