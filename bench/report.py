@@ -345,18 +345,21 @@ def _kib(value):
     return value / 1024 if isinstance(value, int | float) else None
 
 
+def _check_aim(lines: list[str], label, value_text, ok) -> None:
+    """One row of an aims table: the aim, what was measured, whether it is met."""
+    lines.append(f"| {label} | {value_text} | {'yes' if ok else 'no'} |")
+
+
 def aims(results: dict) -> list[str]:
     profiles = results["profiles"]
     d, s = profiles.get("defaults", {}), profiles.get("seed", {})
     lines = ["| aim (defaults, 2 cores) | measured | met |", "|---|---|---|"]
 
-    def check(label, value_text, ok):
-        lines.append(f"| {label} | {value_text} | {'yes' if ok else 'no'} |")
-
     for endpoint, name in (("room_list", "`/`"), ("healthz", "`/healthz`")):
         dv, sv = best_http(d, endpoint), best_http(s, endpoint)
         if dv and sv:
-            check(
+            _check_aim(
+                lines,
                 f"HTTP req/s ≥ {AIM_HTTP_RATIO}× seed, {name}",
                 f"{dv:,.0f} vs {sv:,.0f}: {dv / sv:.2f}×",
                 dv / sv >= AIM_HTTP_RATIO,
@@ -367,21 +370,24 @@ def aims(results: dict) -> list[str]:
             (db or {}).get("delivered_rate", 0),
             (sb or {}).get("delivered_rate", 0),
         )
-        check(
+        _check_aim(
+            lines,
             f"fan-out msg/s at p99 < 100 ms ≥ {AIM_FANOUT_RATIO}× seed",
             f"{dv:,.0f} vs {sv:,.0f}: {ratio(dv, sv)}",
             bool(sv) and dv / sv >= AIM_FANOUT_RATIO,
         )
     held = _get(d, "capacity", "held")
     if held is not None:
-        check(
+        _check_aim(
+            lines,
             f"{AIM_CONNECTIONS:,} idle connections held",
             f"{held:,}",
             held >= AIM_CONNECTIONS,
         )
     warm = _get(d, "deploy", "warm_converge")
     if warm:
-        check(
+        _check_aim(
+            lines,
             f"warm converge ≤ {AIM_WARM_SECONDS} s with changed=0",
             f"{warm['seconds']} s, changed={warm['changed']}",
             warm["seconds"] <= AIM_WARM_SECONDS and warm["changed"] == 0,
@@ -389,7 +395,8 @@ def aims(results: dict) -> list[str]:
     images = results.get("images", {})
     if images.get("role_bytes") and images.get("seedstyle_bytes"):
         r = images["role_bytes"] / images["seedstyle_bytes"]
-        check(
+        _check_aim(
+            lines,
             "app image ≤ half the seed-style image",
             f"{images['role_bytes'] / 1e6:,.0f} MB vs {images['seedstyle_bytes'] / 1e6:,.0f} MB: {r:.2f}×",
             r <= AIM_IMAGE_RATIO,
@@ -403,14 +410,12 @@ def aims_16(results: dict) -> list[str]:
     d, s, relay = (profiles.get(p, {}) for p in ("defaults", "seed", "relay"))
     lines = ["| aim (defaults, 2 cores) | measured | met |", "|---|---|---|"]
 
-    def check(label, value_text, ok):
-        lines.append(f"| {label} | {value_text} | {'yes' if ok else 'no'} |")
-
     if _get(d, "fanout"):
         best = fanout_best_step(d) or {}
         floor = (fanout_best_step(relay) or {}).get("delivered_rate")
         rate = best.get("delivered_rate", 0)
-        check(
+        _check_aim(
+            lines,
             f"fan-out ≥ {AIM16_DELIVERIES:,} deliveries/s at p99 < 100 ms, 0 lost",
             f"{rate:,.0f}" + (f" (floor relay {floor:,.0f})" if floor else ""),
             rate >= AIM16_DELIVERIES,
@@ -418,7 +423,8 @@ def aims_16(results: dict) -> list[str]:
         cpu = _cpu_per(_get(d, "fanout", "steps", default=[]), "delivered", 1e6)
         relay_cpu = _cpu_per(_get(relay, "fanout", "steps", default=[]), "delivered", 1e6)
         if cpu is not None:
-            check(
+            _check_aim(
+                lines,
                 f"stack CPU ≤ {AIM16_CPU_US} µs per delivery",
                 f"{cpu:,.0f} µs"
                 + (
@@ -430,14 +436,16 @@ def aims_16(results: dict) -> list[str]:
             )
     warm = _get(d, "deploy", "warm_converge")
     if warm:
-        check(
+        _check_aim(
+            lines,
             f"no-change converge ≤ {AIM16_WARM_SECONDS} s with changed=0",
             f"{warm['seconds']} s, changed={warm['changed']}",
             warm["seconds"] <= AIM16_WARM_SECONDS and warm["changed"] == 0,
         )
         ratio_to_floor = _floor_ratio(_get(d, "deploy"))
         if ratio_to_floor is not None:
-            check(
+            _check_aim(
+                lines,
                 f"no-change converge ≤ {AIM16_FLOOR_RATIO}× bare `compose up`",
                 f"{ratio_to_floor}× ({_get(d, 'deploy', 'compose_up_running', 'seconds')} s)",
                 ratio_to_floor <= AIM16_FLOOR_RATIO,
@@ -449,14 +457,16 @@ def aims_16(results: dict) -> list[str]:
         )
     dv, sv = best_http(d, "room_list"), best_http(s, "room_list")
     if dv and sv:
-        check(
+        _check_aim(
+            lines,
             f"`/` ≥ {AIM16_ROOM_LIST_RATIO}× seed (kept)",
             f"{dv:,.0f} vs {sv:,.0f}: {dv / sv:.2f}×",
             dv / sv >= AIM16_ROOM_LIST_RATIO,
         )
     held = _get(d, "capacity", "held")
     if held is not None:
-        check(
+        _check_aim(
+            lines,
             f"{AIM_CONNECTIONS:,} idle connections held (kept)",
             f"{held:,}",
             held >= AIM_CONNECTIONS,
@@ -469,7 +479,7 @@ def aims_16(results: dict) -> list[str]:
     }
     if lost:
         where = "; ".join(f"{p}: {n}" for p, n in lost.items() if n)
-        check("0 messages lost, defaults and max (kept)", where or "0", not where)
+        _check_aim(lines, "0 messages lost, defaults and max (kept)", where or "0", not where)
     return lines
 
 

@@ -84,9 +84,9 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.djchat.stack.plugins.module_utils.files import write_atomically
 
 
 def file_entry(path):
@@ -149,20 +149,6 @@ def compare(record, fingerprint, files):
     return ""
 
 
-def write_record(path, content):
-    directory = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".converged.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(content)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -207,7 +193,7 @@ def main():
     # A rewrite of an identical record is left out: the record is bookkeeping, not a change.
     if not same and not module.check_mode:
         wanted["recorded_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        write_record(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+        write_atomically(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
     result["changed"] = not same
     module.exit_json(**result)
 

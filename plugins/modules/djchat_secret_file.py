@@ -67,31 +67,14 @@ created:
 
 import os
 import secrets
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.djchat.stack.plugins.module_utils.files import write_atomically
 
 
 def read_value(path):
     with open(path, "r", encoding="utf-8") as handle:
         return handle.read().rstrip("\r\n")
-
-
-def write_atomically(path, content, uid, gid, mode):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        os.fchown(fd, uid, gid)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():
@@ -133,7 +116,7 @@ def main():
 
     if write:
         if not module.check_mode:
-            write_atomically(path, wanted, uid, gid, mode)
+            write_atomically(path, wanted, mode=mode, uid=uid, gid=gid)
         module.exit_json(changed=True, created=True)
 
     status = os.stat(path)

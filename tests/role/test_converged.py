@@ -9,14 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULE = Path(__file__).resolve().parents[2] / "plugins/modules/djchat_converged.py"
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "plugins/modules/djchat_converged.py"
+# The module imports the collection's module_utils (ansible_collections.djchat.stack...), found
+# through the checkout's link to itself, as Ansible would find it when packing the module.
+COLLECTIONS = ROOT / "collections"
 
 
 def converged(tmp_path: Path, **args) -> dict:
     arguments = tmp_path / "args.json"
     arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    environment = {**os.environ, "PYTHONPATH": str(COLLECTIONS)}
     result = subprocess.run(
-        [sys.executable, MODULE, arguments], capture_output=True, text=True, check=False
+        [sys.executable, MODULE, arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
     )
     return json.loads(result.stdout)
 
