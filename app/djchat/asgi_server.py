@@ -15,8 +15,9 @@ What both servers are given:
   "service restart" and waits for the app's tasks; daphne stops its listener and gives the app
   the same time after each disconnect. Clients reconnect to another replica and resume with `since`.
 
-uvicorn runs with wsproto (sans-I/O WebSockets) on h11 and plain asyncio, per-message deflate off
-(daphne never negotiates it), no lifespan (the app has no "lifespan" route) and no Server header.
+uvicorn runs with wsproto (sans-I/O WebSockets, closing an oversized message as daphne does:
+uvicorn_websocket_protocol) on h11 and plain asyncio, per-message deflate off (daphne never
+negotiates it), no lifespan (the app has no "lifespan" route) and no Server header.
 
 daphne refuses a frame over its size limit and a protocol violation through autobahn, whose default
 is to drop the TCP connection without a close frame ("failByDrop"). A client cannot tell that from
@@ -81,7 +82,6 @@ def uvicorn_options(options: argparse.Namespace, size: int) -> dict:
         "port": options.port,
         "loop": "asyncio",
         "http": "h11",
-        "ws": "wsproto",
         "ws_max_size": size,
         "ws_ping_interval": options.ping_interval,
         "ws_ping_timeout": options.ping_timeout,
@@ -114,7 +114,36 @@ def daphne_args(options: argparse.Namespace, size: int) -> list[str]:
 def run_uvicorn(options: argparse.Namespace, size: int) -> None:
     import uvicorn
 
-    uvicorn.run(APPLICATION, **uvicorn_options(options, size))
+    uvicorn.run(APPLICATION, **uvicorn_options(options, size), ws=uvicorn_websocket_protocol())
+
+
+def uvicorn_websocket_protocol() -> type:
+    """uvicorn's wsproto protocol, closing a message over the limit as the RFC (and daphne) do."""
+    from uvicorn.protocols.websockets import wsproto_impl
+    from wsproto.events import CloseConnection, TextMessage
+
+    class WSProtocol(wsproto_impl.WSProtocol):
+        """uvicorn closes the socket right after its 1009 close frame. The client is still sending
+        the big message, and the kernel answers the unread rest with a reset, which destroys the
+        close frame on its way: the client sees a dropped connection. Here the 1009 goes out,
+        what the client still sends is read and dropped (uvicorn ignores all but a close once it
+        has sent its own), and the socket closes on the client's close or after uvicorn's close
+        timeout, as for any close the app asks for."""
+
+        def handle_message(self, event) -> None:
+            data = event.data.encode() if isinstance(event, TextMessage) else event.data
+            if self.buffer.length + len(data) <= self.buffer.max_length:
+                super().handle_message(event)
+                return
+            self.buffer.clear()
+            self.close_sent = True
+            reason = f"Message exceeds the maximum size ({self.buffer.max_length} bytes)"
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1009, "reason": reason})
+            if not self.transport.is_closing():
+                self.transport.write(self.conn.send(CloseConnection(code=1009, reason=reason)))
+                self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+    return WSProtocol
 
 
 def run_daphne(options: argparse.Namespace, size: int) -> None:

@@ -23,16 +23,26 @@ MAX_SOCKETS = 20  # djchat_chat_account_max_sockets (the role's default)
 FORM_PAUSE = 1.2  # under the resilience scenario's login limit of one POST a second
 
 
+def logged_in_account(stack: Stack, role: str):
+    username, password = sign_up(stack, role, pause=FORM_PAUSE)
+    return logged_in_session(stack, username, password, pause=FORM_PAUSE)
+
+
 @pytest.fixture(scope="module")
-def accounts(stack: Stack) -> dict[str, object]:
-    """Two accounts with a logged-in session each: a flooder and a bystander."""
-    sessions = {}
-    for role in ("flooder", "bystander"):
-        username, password = sign_up(stack, role, pause=FORM_PAUSE)
-        sessions[role] = logged_in_session(stack, username, password, pause=FORM_PAUSE)
-    yield sessions
-    for session in sessions.values():
-        session.close()
+def flooder(stack: Stack):
+    """An account with a logged-in session that floods, in every test."""
+    session = logged_in_account(stack, "flooder")
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def bystander(stack: Stack):
+    """An account of each test's own, with a logged-in session: its message budget is whole
+    however soon after the previous test this one runs."""
+    session = logged_in_account(stack, "bystander")
+    yield session
+    session.close()
 
 
 def flood(sockets: list[SyncChatClient], per_socket: int) -> tuple[int, int, float]:
@@ -73,14 +83,15 @@ def bystander_chats(stack: Stack, room: str, session, count: int = 5) -> list[in
         return [bystander.say(text)["id"] for text in texts]
 
 
-def test_an_account_flooding_over_many_sockets_gets_one_budget(stack: Stack, accounts, room):
+def test_an_account_flooding_over_many_sockets_gets_one_budget(
+    stack: Stack, flooder, bystander, room
+):
     with contextlib.ExitStack() as sockets:
         flooders = [
-            sockets.enter_context(stack.chat(room, cookies=accounts["flooder"].cookies))
-            for _ in range(8)
+            sockets.enter_context(stack.chat(room, cookies=flooder.cookies)) for _ in range(8)
         ]
         accepted, refused, seconds = flood(flooders, RATE_BURST)
-        ids = bystander_chats(stack, room, accounts["bystander"])
+        ids = bystander_chats(stack, room, bystander)
 
     attempts = len(flooders) * RATE_BURST
     print(
@@ -94,13 +105,13 @@ def test_an_account_flooding_over_many_sockets_gets_one_budget(stack: Stack, acc
     assert len(ids) == 5
 
 
-def test_anonymous_sockets_of_one_address_share_its_budget(stack: Stack, accounts, room):
+def test_anonymous_sockets_of_one_address_share_its_budget(stack: Stack, bystander, room):
     with contextlib.ExitStack() as sockets:
         flooders = [
             sockets.enter_context(stack.chat(room, nick=unique("anon")[:32])) for _ in range(15)
         ]
         accepted, refused, seconds = flood(flooders, RATE_BURST)
-        ids = bystander_chats(stack, room, accounts["bystander"])
+        ids = bystander_chats(stack, room, bystander)
 
     attempts = len(flooders) * RATE_BURST
     print(
@@ -115,8 +126,10 @@ def test_anonymous_sockets_of_one_address_share_its_budget(stack: Stack, account
     assert len(ids) == 5
 
 
-def test_an_account_cannot_hold_more_sockets_than_its_maximum(stack: Stack, accounts, room):
-    cookies = accounts["flooder"].cookies
+def test_an_account_cannot_hold_more_sockets_than_its_maximum(
+    stack: Stack, flooder, bystander, room
+):
+    cookies = flooder.cookies
     with contextlib.ExitStack() as sockets:
         held = [
             sockets.enter_context(stack.chat(f"{room}-{n % 4}", cookies=cookies))
@@ -134,7 +147,7 @@ def test_an_account_cannot_hold_more_sockets_than_its_maximum(stack: Stack, acco
             except InvalidStatus:
                 assert time.monotonic() < deadline, "a socket slot never came free"
                 time.sleep(0.2)
-        ids = bystander_chats(stack, room, accounts["bystander"])
+        ids = bystander_chats(stack, room, bystander)
 
     print(
         f"\nsockets of one account: {MAX_SOCKETS} held, the next answered "
