@@ -94,7 +94,7 @@ class Load:
             timeout=CONNECT_TIMEOUT_S,
             record=False,  # frames are counted as they come, not kept
             compression=None,  # the measured cost is the stack's, not zlib's in this client
-            ping_interval=None,  # daphne pings; the client answers
+            ping_interval=None,  # the asgi server pings; the client answers
             close_timeout=5,
         )
 
@@ -195,7 +195,7 @@ def spread_senders(rooms: list[str], members: dict[str, list[ChatClient]]) -> li
     """One sender per room, the rooms' senders spread evenly over the asgi processes.
 
     A sender's process stores and publishes every message of its room, the most expensive part
-    of a delivery. Taking each room's first client put all ten senders on one of two daphne
+    of a delivery. Taking each room's first client put all ten senders on one of two asgi
     replicas (nginx alternates, and every room has an even number of clients), which then did
     twice the other's work: the knee measured that replica, not the stack.
     """
@@ -380,7 +380,7 @@ async def capacity(args: argparse.Namespace) -> dict:
     ramp_seconds = time.perf_counter() - started
     opened = held
 
-    # Hold: the connections stay open, idle but for daphne's pings and the app's presence
+    # Hold: the connections stay open, idle but for the asgi server's pings and the app's presence
     # heartbeats; count the ones still open at the end.
     await asyncio.sleep(args.hold_seconds)
     alive = sum(1 for client in clients if load.reading(client))
