@@ -41,6 +41,8 @@ CHANGES = [
     pytest.param({"djchat_asgi_replicas": 3}, id="asgi-replicas-3"),
     pytest.param({"djchat_asgi_replicas": 1}, id="asgi-replicas-1"),
     pytest.param({"djchat_asgi_replicas": 2}, id="asgi-replicas-2"),
+    pytest.param({"djchat_asgi_server": "daphne"}, id="asgi-server-daphne"),
+    pytest.param({"djchat_asgi_server": "uvicorn"}, id="asgi-server-uvicorn"),
     pytest.param({"djchat_chat_history_size": 60}, id="chat-history-size-60"),
     pytest.param({}, id="back-to-the-inventory"),
 ]
