@@ -15,9 +15,10 @@ What both servers are given:
   "service restart" and waits for the app's tasks; daphne stops its listener and gives the app
   the same time after each disconnect. Clients reconnect to another replica and resume with `since`.
 
-uvicorn runs with wsproto (sans-I/O WebSockets, closing an oversized message as daphne does:
-uvicorn_websocket_protocol) on h11 and plain asyncio, per-message deflate off (daphne never
-negotiates it), no lifespan (the app has no "lifespan" route) and no Server header.
+uvicorn runs with wsproto (sans-I/O WebSockets, closing an oversized message and refusing a send
+after its close frame as daphne does: uvicorn_websocket_protocol) on h11 and plain asyncio,
+per-message deflate off (daphne never negotiates it), no lifespan (the app has no "lifespan" route)
+and no Server header.
 
 daphne refuses a frame over its size limit and a protocol violation through autobahn, whose default
 is to drop the TCP connection without a close frame ("failByDrop"). A client cannot tell that from
@@ -118,7 +119,9 @@ def run_uvicorn(options: argparse.Namespace, size: int) -> None:
 
 
 def uvicorn_websocket_protocol() -> type:
-    """uvicorn's wsproto protocol, closing a message over the limit as the RFC (and daphne) do."""
+    """uvicorn's wsproto protocol, closing a message over the limit as the RFC (and daphne) do, and
+    raising an OSError, not a RuntimeError, for a send after its close frame."""
+    from uvicorn.protocols.utils import ClientDisconnected
     from uvicorn.protocols.websockets import wsproto_impl
     from wsproto.events import CloseConnection, TextMessage
 
@@ -142,6 +145,20 @@ def uvicorn_websocket_protocol() -> type:
             if not self.transport.is_closing():
                 self.transport.write(self.conn.send(CloseConnection(code=1009, reason=reason)))
                 self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+        async def send(self, message) -> None:
+            """Once uvicorn has sent its close frame (the app's close, the 1009 above), it raises a
+            RuntimeError for a send until the socket is gone. A broadcast can reach a consumer in
+            that time, before it reads the websocket.disconnect: it gets ClientDisconnected here,
+            the OSError the ASGI spec asks for on a send to a closed connection (RFC 6455 allows
+            no data after a close frame). A second close is ignored, as daphne does: the close
+            is under way, and a connection sends one close frame."""
+            if self.close_sent and not self.response_started:  # not an HTTP rejection
+                if message["type"] == "websocket.close":
+                    return
+                if message["type"] == "websocket.send":
+                    raise ClientDisconnected
+            await super().send(message)
 
     return WSProtocol
 
