@@ -1,23 +1,28 @@
 """The fan-out load on ONE daphne process, without Docker: CPU per delivery of the app itself.
 
 Starts a throwaway redis-server and a SQLite database, one daphne process of the app in --app
-(this checkout's app/ by default; another worktree's to compare commits), runs
+(this checkout's app/ by default; another worktree's to compare commits), started by that app's
+own launcher, `python -m djchat.asgi_server`, as the asgi containers run it; runs
 `wsload.py fanout --pid <daphne>` against it, and prints wsload's JSON document with the CPU that
 redis-server used over the whole run added ("redis_cpu_seconds"): daphne's own CPU is what --pid
 meters, and the design under test may shift work to Redis. With --floor it measures bench/floor.py
-instead, under the same load (issue 16). From the repository root:
+instead, under the same load (issue 16).
 
-    python bench/onedaphne.py --rooms 10 --clients 20 --rates 10,50,100
-    python bench/onedaphne.py --app /work/wt-fanout-base/app --rates 10,50,100
-    python bench/onedaphne.py --floor --rates 10,50,100
+The throwaway servers come from the app tests' process helpers, app/tests/servers.py, found
+through PYTHONPATH (as bench/wsload.py finds tests/chatclient.py). From the repository root:
 
-With --server the same app object (djchat.asgi:application) is served by another ASGI server
-instead of daphne, one process, so daphne's share of the CPU per delivery can be told from the
-app's: uvicorn with either of its WebSocket implementations, or granian. Those servers are no
-dependency of the app and stay out of its venv: they are installed with pip's --target into
---servers-path (SERVERS_PIP below), which only the server process gets on its PYTHONPATH.
+    PYTHONPATH=app python bench/onedaphne.py --rooms 10 --clients 20 --rates 10,50,100
+    PYTHONPATH=app python bench/onedaphne.py --app /work/wt-fanout-base/app --rates 10,50,100
+    PYTHONPATH=app python bench/onedaphne.py --floor --rates 10,50,100
 
-    python bench/onedaphne.py --server uvicorn-wsproto --rates 10,50,100
+With --server the same app object is served by another ASGI server instead of daphne, one
+process, so daphne's share of the CPU per delivery can be told from the app's: uvicorn with
+wsproto (the launcher's `--server=uvicorn`, the asgi containers' default) or with websockets (the
+launcher's uvicorn options, the WebSocket implementation alone swapped), or granian. granian is no
+dependency of the app and stays out of its venv: it is installed with pip's --target into
+--servers-path (SERVERS_PIP below), which only granian's process gets on its PYTHONPATH.
+
+    PYTHONPATH=app python bench/onedaphne.py --server uvicorn-wsproto --rates 10,50,100
 """
 
 from __future__ import annotations
@@ -34,31 +39,45 @@ import time
 import urllib.request
 from pathlib import Path
 
+try:  # the app tests' process helpers (no Django imports): PYTHONPATH=app, see above
+    from tests import servers
+except ModuleNotFoundError as missing:
+    if missing.name != "tests":
+        raise
+    raise SystemExit(
+        "bench/onedaphne.py needs the app tests' helpers (app/tests/servers.py) on PYTHONPATH; "
+        "from the repository root:\n    PYTHONPATH=app python bench/onedaphne.py ..."
+    ) from None
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(REPO / "app"))
 
-from tests import servers  # noqa: E402  (the app tests' process helpers, no Django imports)
-
-SERVERS = ("daphne", "uvicorn-websockets", "uvicorn-wsproto", "granian")
-SERVERS_PATH = "/tmp/asgi-servers"
-# Pinned, so runs on two days compare the same servers. websockets and click are the venv's own
-# versions: the directory comes before the venv on the server's PYTHONPATH and must not shadow the
-# app's copies with others.
-SERVERS_PIN = (
-    "uvicorn==0.55.0 websockets==17.4 wsproto==1.3.2 h11==0.16.0 click==8.5.1 granian==2.8.9"
-)
-SERVERS_PIP = f"{sys.executable} -m pip install --target {{path}} {SERVERS_PIN}"
-# The modules each server imports from --servers-path (uvicorn's HTTP parser is h11: see below).
-SERVER_MODULES = {
-    "uvicorn-websockets": ("uvicorn", "h11", "websockets"),
-    "uvicorn-wsproto": ("uvicorn", "h11", "wsproto"),
+# Each --server and the distributions that serve it. daphne and uvicorn-wsproto are the launcher's
+# own servers (`python -m djchat.asgi_server --server=daphne|uvicorn`, in the app's lock);
+# uvicorn-websockets takes websockets from this venv (requirements-dev.txt); granian alone comes
+# from --servers-path.
+SERVER_DISTRIBUTIONS = {
+    "daphne": ("daphne", "Twisted", "autobahn"),
+    "uvicorn-wsproto": ("uvicorn", "wsproto", "h11"),
+    "uvicorn-websockets": ("uvicorn", "websockets", "h11"),
     "granian": ("granian",),
 }
-# daphne's WebSocket keepalive as the stack runs it (roles/djchat_stack/defaults/main.yml:
-# djchat_asgi_ping_interval and djchat_asgi_ping_timeout, also daphne's own defaults).
-PING_INTERVAL_S = 20
-PING_TIMEOUT_S = 30
+SERVERS = tuple(SERVER_DISTRIBUTIONS)
+# The launcher's name for each server it runs itself.
+LAUNCHED = {"daphne": "daphne", "uvicorn-wsproto": "uvicorn"}
+# The launcher's run_uvicorn() with one override: uvicorn's websockets implementation instead of
+# the launcher's wsproto protocol. Run from --app like the launcher, so its options are that app's.
+UVICORN_WEBSOCKETS = (
+    "import sys, uvicorn; from djchat import asgi_server as launcher; "
+    "options = launcher.parse_args(sys.argv[1:]); "
+    "uvicorn.run(launcher.APPLICATION, "
+    "**{**launcher.uvicorn_options(options, launcher.frame_size()), 'ws': 'websockets'})"
+)
+SERVERS_PATH = "/tmp/asgi-servers"
+# Pinned, so runs on two days compare the same server. click is the venv's own version: the
+# directory comes before the venv on granian's PYTHONPATH and must not shadow the venv's copy.
+SERVERS_PIN = "granian==2.8.9 click==8.5.1"
+SERVERS_PIP = f"{sys.executable} -m pip install --target {{path}} {SERVERS_PIN}"
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -77,7 +96,7 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
-def serving_pid(process: subprocess.Popen) -> int:
+def serving_pid(process: subprocess.Popen, name: str) -> int:
     """The process that serves the WebSockets, whose CPU --pid meters (once the app answers).
 
     daphne and uvicorn (one worker: uvicorn then runs it in its own process, no supervisor) serve
@@ -95,11 +114,11 @@ def serving_pid(process: subprocess.Popen) -> int:
         except OSError:  # it ended meanwhile
             continue
     if len(workers) > 1:
-        raise SystemExit(f"{process.args[2]} runs {len(workers)} worker processes, expected 1")
+        raise SystemExit(f"{name} runs {len(workers)} worker processes, expected 1")
     return workers[0] if workers else process.pid
 
 
-def wait_for_health(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_for_health(port: int, process: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
     """The port answers /healthz: the app is loaded. An open port alone is not enough where a
     supervisor binds it before its worker has imported the app (granian)."""
     servers.wait_for_port(port, process, timeout)
@@ -112,7 +131,7 @@ def wait_for_health(port: int, process: subprocess.Popen, timeout: float = 60.0)
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{process.args[2]} did not answer /healthz on port {port}")
+            raise SystemExit(f"{name} did not answer /healthz on port {port}")
         time.sleep(0.1)
 
 
@@ -152,67 +171,37 @@ def app_env(workdir: Path, redis: servers.RedisServer, app: Path) -> dict[str, s
 
 
 def check_servers_path(args: argparse.Namespace) -> None:
-    """Every module the server needs is in --servers-path itself (not merely in the venv)."""
+    """granian is in --servers-path itself (not merely in the venv)."""
     path = str(Path(args.servers_path).resolve())
-    missing = [
-        module
-        for module in SERVER_MODULES[args.server]
-        if importlib.machinery.PathFinder.find_spec(module, [path]) is None
-    ]
-    if missing:
+    if importlib.machinery.PathFinder.find_spec("granian", [path]) is None:
         raise SystemExit(
-            f"--server {args.server} needs {', '.join(missing)} in {path}; install the pinned "
-            f"servers there with:\n    {SERVERS_PIP.format(path=path)}"
+            f"--server granian needs granian in {path}; install the pinned server there with:\n"
+            f"    {SERVERS_PIP.format(path=path)}"
         )
 
 
 def server_versions(args: argparse.Namespace) -> dict[str, str]:
-    """The versions that served the run, from the directory the server process imports them from
-    (daphne, Twisted and autobahn: this venv)."""
-    if args.server == "daphne":
-        return {
-            name: importlib.metadata.version(name) for name in ("daphne", "Twisted", "autobahn")
-        }
-    names = set(SERVER_MODULES[args.server])  # each module is its distribution's name
+    """The versions that served the run, from where the server process imports them: this venv,
+    or --servers-path for granian."""
+    names = SERVER_DISTRIBUTIONS[args.server]
+    if args.server != "granian":
+        return {name: importlib.metadata.version(name) for name in names}
     found = importlib.metadata.distributions(path=[str(Path(args.servers_path).resolve())])
     return {d.metadata["Name"]: d.version for d in found if d.metadata["Name"] in names}
 
 
-def app_frame_size(app: Path, env: dict[str, str]) -> int:
-    """chat.protocol.max_frame_size(settings.CHAT_MAX_MESSAGE_LENGTH), the limit djchat.asgi_server
-    gives daphne, read from the app's own settings under the run's environment."""
-    code = (
-        "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'djchat.settings'); "
-        "from django.conf import settings; from chat.protocol import max_frame_size; "
-        "print(max_frame_size(settings.CHAT_MAX_MESSAGE_LENGTH))"
-    )
-    return int(
-        subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=app,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+def server_command(args: argparse.Namespace, port: int) -> list[str]:
+    """One process of the chosen server on 127.0.0.1:port, run from --app.
 
+    daphne and uvicorn-wsproto: the app's launcher, `python -m djchat.asgi_server`, as the asgi
+    containers run it (its docstring says what each server is given: the frame and message limit
+    of the app's longest message with a 1009 close past it, pings, proxy headers, graceful close;
+    the access log at each server's default: a line per WebSocket connect and disconnect from
+    daphne, the handshake's lines from uvicorn, none per message).
 
-def server_command(args: argparse.Namespace, port: int, frame_size: int) -> list[str]:
-    """One process of the chosen server on 127.0.0.1:port, set up as daphne is where it can be.
-
-    daphne: djchat.asgi_server as the stack runs it (it sets the frame and message limit to
-    frame_size itself and closes with 1009 past it; pings every 20 s and a close after 30 s
-    without a pong, daphne's defaults and the stack's settings; the NCSA access log on stdout,
-    daphne's default at verbosity 1: one line per WebSocket connect and disconnect, none per
-    message).
-
-    uvicorn: one worker (it then serves in its own process), the same message limit (1009 "message
-    too big" past it), pings and access log (the handshake lines), proxy headers as daphne's
-    --proxy-headers (none are sent here). Lifespan off: the app's ProtocolTypeRouter has no
-    "lifespan" entry, and daphne never sends one. Per-message deflate off: daphne (autobahn) never
-    negotiates it. Plain asyncio and h11, as uvicorn's "auto" would pick uvloop or httptools where
-    installed, and daphne runs Twisted's asyncio reactor: the comparison is the servers' own code.
+    uvicorn-websockets: the launcher's uvicorn_options() for the same command line, with uvicorn's
+    websockets implementation (on websockets' legacy API, deprecated by uvicorn 0.55: a warning in
+    its log) instead of the launcher's wsproto protocol; everything else as uvicorn-wsproto.
 
     granian: the ASGI interface without lifespan ("asginl"), one worker with one runtime thread,
     asyncio, HTTP/1, access log. It has no WebSocket message limit or ping options: it keeps its
@@ -220,25 +209,18 @@ def server_command(args: argparse.Namespace, port: int, frame_size: int) -> list
     connections a worker accepts, every WebSocket held for its life, at backlog/workers (1024) by
     default: raised above the run's connections so that a large run meets the server, not the cap.
     """
-    app = "djchat.asgi:application"
-    if args.server == "daphne":
-        return [sys.executable, "-m", "djchat.asgi_server", "--server=daphne",
-                "--bind=127.0.0.1", f"--port={port}"]  # fmt: skip
-    if args.server.startswith("uvicorn-"):
-        return [
-            sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1", "--loop", "asyncio", "--http", "h11",
-            "--ws", args.server.removeprefix("uvicorn-"), "--ws-max-size", str(frame_size),
-            "--ws-ping-interval", str(PING_INTERVAL_S), "--ws-ping-timeout", str(PING_TIMEOUT_S),
-            "--ws-per-message-deflate", "false", "--lifespan", "off",
-            "--proxy-headers", "--access-log", "--log-level", "info", app,
-        ]  # fmt: skip
+    listen = ["--bind=127.0.0.1", f"--port={port}"]
+    if args.server in LAUNCHED:
+        return [sys.executable, "-m", "djchat.asgi_server", f"--server={LAUNCHED[args.server]}",
+                *listen]  # fmt: skip
+    if args.server == "uvicorn-websockets":
+        return [sys.executable, "-c", UVICORN_WEBSOCKETS, *listen]
     connections = args.rooms * args.clients
     return [
         sys.executable, "-m", "granian", "--interface", "asginl",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--runtime-threads", "1",
         "--loop", "asyncio", "--http", "1", "--backpressure", str(max(1024, 2 * connections)),
-        "--access-log", "--log-level", "info", app,
+        "--access-log", "--log-level", "info", "djchat.asgi:application",
     ]  # fmt: skip
 
 
@@ -253,15 +235,15 @@ def run_app(args: argparse.Namespace, workdir: Path) -> dict:
         if migrated.returncode != 0:
             raise SystemExit(migrated.stderr)
         port = servers.free_port()
-        command = server_command(args, port, app_frame_size(app, env))
-        if args.server != "daphne":
-            # After the app, before the venv: the servers and nothing else come from there.
+        command = server_command(args, port)
+        if args.server == "granian":
+            # After the app, before the venv: granian and nothing else comes from there.
             env["PYTHONPATH"] = os.pathsep.join([str(app), str(Path(args.servers_path).resolve())])
         log = (workdir / f"{args.server}.log").open("w")
         server = subprocess.Popen(command, cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for_health(port, server)
-            pid = serving_pid(server)
+            wait_for_health(port, server, args.server)
+            pid = serving_pid(server, args.server)
             redis_before = process_cpu_seconds(redis.process.pid)
             supervisor_before = process_cpu_seconds(server.pid)
             result = wsload(f"ws://127.0.0.1:{port}", pid, args)
@@ -303,7 +285,7 @@ def main() -> None:
     parser.add_argument(
         "--servers-path",
         default=SERVERS_PATH,
-        help="where uvicorn, wsproto and granian are installed (pip --target), for --server",
+        help="where granian is installed (pip --target), for --server granian",
     )
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--clients", type=int, default=20)
@@ -316,7 +298,7 @@ def main() -> None:
     if args.floor:
         result = run_floor(args)
     else:
-        if args.server != "daphne":
+        if args.server == "granian":
             check_servers_path(args)
         with tempfile.TemporaryDirectory(prefix="onedaphne-") as workdir:
             result = run_app(args, Path(workdir))
