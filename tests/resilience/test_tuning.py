@@ -138,3 +138,30 @@ def test_a_value_the_app_rejects_leaves_the_serving_stack_untouched(stack: Stack
     env = (stack.project_dir / "app.env").read_text()
     assert "DJANGO_HSTS_PRELOAD" not in env, "app.env kept the rejected value"
     assert not list(stack.project_dir.glob("*~")), "backups of the rendered files were left"
+
+
+@pytest.mark.disruptive
+def test_a_new_container_that_never_turns_healthy_is_removed_and_the_serving_ones_stay(
+    stack: Stack,
+):
+    """A release that passes every preflight step but whose new asgi containers never turn healthy
+    (1% of a CPU: the server is still importing the app when the wait ends) is taken back: the new
+    containers removed with their last lines in the failure, the serving ones the same, nothing
+    failed or lost meanwhile, the files on disk those of the release that serves."""
+    if not stack.reconverge_command:
+        pytest.skip("E2E_RECONVERGE_COMMAND is not set")
+    before = serving_containers(stack)
+    asgi = {c.name for c in stack.services(ASGI_SERVICE)}
+    starved = extra(djchat_asgi_cpus=0.01, djchat_compose_wait_timeout=30)
+    http, chat, seconds, result = run_under_load(stack, "site.yml", starved, expect_success=False)
+    print(f"\nnever healthy: {seconds:.0f} s; http {http}; chat {chat}")
+    assert "did not become healthy within 30 s" in result.stdout, result.stdout[-3000:]
+    assert "The new containers were removed; the serving ones were not touched." in result.stdout
+    assert serving_containers(stack) == before, "a serving container was replaced or restarted"
+    left = {c.name for c in stack.containers() if re.fullmatch(ASGI_SERVICE, c.service)}
+    assert left == asgi, f"the new asgi containers were not all removed: {left - asgi}"
+    assert http["requests_failed"] == 0, http
+    compose = (stack.project_dir / "compose.yml").read_text()
+    assert "cpus: 0.01" not in compose, "compose.yml kept the release that never served"
+    assert not list(stack.project_dir.glob("*~")), "backups of the rendered files were left"
+    playbook(stack, "site.yml")  # the next converge goes on as usual
