@@ -4,6 +4,9 @@ Messages and an account are made through nginx as people make them; a backup is 
 stack serves; teardown with purge removes the stack, its volumes and its project directory; a
 fresh converge brings up an empty stack; the restore puts the data back. The account logs in
 with its password again and the room's history is the same, ids included, and goes on from there.
+The round trip goes through the controller, as a host that is lost would need: the backup is
+fetched there (djchat_backup_fetch_dir), the target's own archive is gone after the purge, and the
+restore sends the controller's copy back (djchat_restore_archive=<path on the controller>).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ ARCHIVE = re.compile(r"Backup (/\S+\.tar\.gz): sqlite database, (\d+) Redis keys
 
 @pytest.mark.disruptive
 @pytest.mark.timeout(1800)  # the fresh converge rebuilds the app image
-def test_backup_then_purge_then_restore_brings_back_history_and_logins(stack: Stack, room: str):
+def test_backup_then_purge_then_restore_brings_back_history_and_logins(
+    stack: Stack, room: str, tmp_path: Path
+):
     if not stack.reconverge_command:
         pytest.skip("E2E_RECONVERGE_COMMAND is not set")
     username, password = sign_up(stack, "keeper")
@@ -33,23 +38,29 @@ def test_backup_then_purge_then_restore_brings_back_history_and_logins(stack: St
     with stack.chat(room, cookies=session.cookies) as author:
         sent = [author.say(unique(f"kept{n}")) for n in range(3)]
 
-    made = stack.playbook("backup.yml")
+    made = stack.playbook("backup.yml", "-e", f"djchat_backup_fetch_dir={tmp_path}")
     found = ARCHIVE.search(said(made))
     assert found, made.output[-3000:]
     archive = Path(found.group(1))
     mode = archive.stat()
     assert (stat.S_IMODE(mode.st_mode), mode.st_uid) == (0o600, 0), "root's alone"
+    assert f"copied to {tmp_path}/" in said(made)
+    fetched = list(tmp_path.glob(f"*/{archive.name}"))
+    assert len(fetched) == 1, f"one copy under {tmp_path}/<host>/: {fetched}"
+    assert fetched[0].read_bytes() == archive.read_bytes()
 
     stack.playbook("teardown.yml", "-e", "djchat_teardown_purge=true", timeout=600)
     assert not stack.project_dir.exists()
     assert archive.exists(), "a purge keeps the backups"
+    archive.unlink()  # the host's copy lost: the controller's is what comes back
     stack.playbook("site.yml", timeout=1500)
     stack.wait_ready(timeout=180)
     with stack.chat(room, nick="visitor") as empty:
         assert empty.history_messages == [], "the fresh stack starts empty"
 
-    restored = stack.playbook("restore.yml")
+    restored = stack.playbook("restore.yml", "-e", f"djchat_restore_archive={fetched[0]}")
     assert f"Restored {archive.name}" in said(restored), restored.output[-3000:]
+    assert archive.exists(), "the controller's copy is put back in the backup directory first"
     stack.wait_ready(timeout=180)
 
     session = logged_in_session(stack, username, password)
