@@ -11,6 +11,8 @@ What both servers are given:
 - Pings every --ping-interval seconds, and a close after --ping-timeout seconds without a pong.
 - The client's address and scheme from nginx's X-Forwarded-For and X-Forwarded-Proto (only nginx
   reaches these containers, and it overwrites both headers).
+- One database connection, kept (djchat.config.ASGI_CONNECTION_MAX_AGE_SECONDS), not one per
+  message: the launcher sets DJCHAT_ASGI_PROCESS for the settings.
 - On SIGTERM, --close-timeout seconds for the app to finish: uvicorn closes each WebSocket with 1012
   "service restart" and waits for the app's tasks; daphne stops its listener and gives the app
   the same time after each disconnect. Clients reconnect to another replica and resume with `since`.
@@ -182,6 +184,8 @@ def run_daphne(options: argparse.Namespace, size: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     options = parse_args(argv)
+    # The settings keep this process's database connection (djchat.config.database).
+    os.environ["DJCHAT_ASGI_PROCESS"] = "true"
     run = run_uvicorn if options.server == "uvicorn" else run_daphne
     run(options, frame_size())
 

@@ -119,6 +119,8 @@ DATABASES = {
     "default": config.database(
         env_str("DATABASE_URL") or config.default_database_url(BASE_DIR),
         password=env_str("DATABASE_PASSWORD"),
+        # Set by djchat.asgi_server, the asgi process type's launcher, for its own process.
+        asgi_process=env_bool("DJCHAT_ASGI_PROCESS", False),
     )
 }
 

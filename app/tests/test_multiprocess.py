@@ -6,8 +6,10 @@ This is what the deployment runs behind nginx; a message or a login must cross p
 
 import contextlib
 import json
+import os
 import socket
 import weakref
+from pathlib import Path
 
 import pytest
 import requests
@@ -79,6 +81,23 @@ def test_members_on_different_asgi_processes_share_messages_and_presence(stack, 
         arrived = receive(ben, "message")
 
     assert (arrived["nick"], arrived["text"]) == ("amy", "across processes"), stack.describe_logs()
+
+
+def open_files(server) -> set[str]:
+    fds = Path(f"/proc/{server.process.pid}/fd")
+    return {os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()}
+
+
+def test_an_asgi_process_keeps_one_database_connection_between_messages(stack, room):
+    """The launcher's process keeps its connection (djchat.config.database): a connection per
+    message cost more CPU than the message."""
+    server, database = stack.asgi[0], str(stack.logs / "db.sqlite3")
+    with open_socket(server, room, "amy") as amy:
+        for text in ("one", "two"):
+            amy.send(json.dumps({"type": "message", "text": text}))
+            assert receive(amy, "message")["text"] == text
+            # The message was stored and committed before it was sent back.
+            assert database in open_files(server), f"{database} closed after {text!r}"
 
 
 def test_a_member_on_another_process_leaving_updates_presence(stack, room):

@@ -131,6 +131,14 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions_and_a_busy_timeout(
     assert database["OPTIONS"]["timeout"] > 0
 
 
+def test_only_the_asgi_process_keeps_its_database_connection(tmp_path):
+    for url in (f"sqlite:///{tmp_path}/db.sqlite3", "postgres://chat:pw@db:5432/chat"):
+        assert config.database(url)["CONN_MAX_AGE"] == 0
+        kept = config.database(url, asgi_process=True)
+        assert kept["CONN_MAX_AGE"] == config.ASGI_CONNECTION_MAX_AGE_SECONDS > 0
+        assert kept["CONN_HEALTH_CHECKS"] is True, "a kept connection is checked after a failure"
+
+
 def test_postgres_url_selects_psycopg_and_the_password_setting_overrides_the_urls():
     database = config.database("postgres://chat:old@db:5432/chat", password="new")
 
