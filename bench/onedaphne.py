@@ -166,6 +166,9 @@ def app_env(workdir: Path, redis: servers.RedisServer, app: Path) -> dict[str, s
         CHAT_RATE_LIMIT_MESSAGES="10000",
         CHAT_RATE_LIMIT_SECONDS="1",
         CHAT_ADDRESS_RATE_LIMIT_MESSAGES="100000",
+        # What djchat.asgi_server sets for its own process (the kept database connection), for
+        # every --server alike: uvicorn-websockets and granian do not go through its main().
+        DJCHAT_ASGI_PROCESS="true",
         PYTHONPATH=str(app),
     )
 
